@@ -1,0 +1,123 @@
+"""node role: litecoind (apt) and anvil (release archive + sha256) on real systemd hosts."""
+import json
+import time
+
+import testinfra
+from chainops_testlib import json_rpc, listeners, podman_hosts, recap, run_playbook, unit_properties
+
+testinfra_hosts = podman_hosts("node-ltc-private", "node-ltc-public", "node-anvil")
+
+SERVICES = {"node-ltc-private": "litecoind", "node-ltc-public": "litecoind", "node-anvil": "anvil"}
+RPC_PORTS = {"litecoind": 19443, "anvil": 8545}
+LTC_CLI = "litecoin-cli -conf=/etc/chainops/litecoind/rpc.conf -datadir=/data/litecoind -chain=regtest -rpcport=19443"
+# A valid regtest address: blocks can be mined to it without a wallet on the node.
+MINING_ADDRESS = "rltc1qw508d6qejxtdg4y5r3zarvary0c5xw7kgmn4n9"
+
+
+def service_of(host):
+    return SERVICES[host.backend.name]
+
+
+def test_service_running_and_enabled(host):
+    service = host.service(service_of(host))
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_unit_is_hardened(host):
+    unit = service_of(host)
+    props = unit_properties(
+        host, unit, "NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome", "LimitNOFILE",
+        "Restart", "User", "CapabilityBoundingSet", "ReadWritePaths",
+    )
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["PrivateTmp"] == "yes"
+    assert props["ProtectHome"] == "yes"
+    assert props["LimitNOFILE"] == "65536"
+    assert props["Restart"] == "on-failure"
+    assert props["User"] == unit
+    assert props["CapabilityBoundingSet"] == ""
+    assert props["ReadWritePaths"] == "/data/" + unit
+    # systemd's own exposure score: 10 is unprotected; "OK" (below 5) is what a hardened daemon gets.
+    score_line = host.check_output("systemd-analyze security %s --no-pager | tail -n1", unit)
+    score = float(score_line.split("exposure level for")[1].split(":")[1].split()[0])
+    assert score < 5.0, score_line
+
+
+def test_rpc_listens_only_on_loopback(host):
+    port = RPC_PORTS[service_of(host)]
+    addresses = [address for address, listen_port in listeners(host) if listen_port == port]
+    assert addresses, "nothing listens on the RPC port %d" % port
+    assert set(addresses) <= {"127.0.0.1", "::1"}, addresses
+
+
+def test_data_lives_on_the_data_volume(host):
+    unit = service_of(host)
+    data_dir = host.file("/data/" + unit)
+    assert data_dir.is_directory
+    assert data_dir.user == unit and data_dir.mode == 0o750
+    assert host.run("mountpoint -q /data").rc == 0
+
+
+def test_secrets_are_private(host):
+    unit = service_of(host)
+    if unit == "litecoind":
+        secrets = ["/etc/chainops/litecoind/rpc.conf"]
+        readable_by_daemon = host.file("/etc/chainops/litecoind/rpcauth.conf")
+        assert readable_by_daemon.mode == 0o640 and readable_by_daemon.group == "litecoind"
+    else:
+        secrets = ["/data/anvil/accounts.json"]
+    for path in secrets:
+        secret = host.file(path)
+        assert secret.exists, path
+        assert secret.mode == 0o600, "%s is %o" % (path, secret.mode)
+        assert secret.user == unit
+
+
+def test_rpc_answers(host):
+    if service_of(host) == "anvil":
+        assert int(json_rpc(host, "http://127.0.0.1:8545/", "eth_blockNumber"), 16) >= 0
+        assert host.file("/opt/chainops/anvil/1.7.1/anvil").mode == 0o755
+    else:
+        info = json.loads(host.check_output(LTC_CLI + " getblockchaininfo"))
+        assert info["chain"] == "regtest"
+
+
+def test_identity_is_persisted(host):
+    identity_file = host.file("/etc/chainops/node-identity.json")
+    if service_of(host) == "anvil":
+        assert not identity_file.exists  # anvil has no P2P
+        return
+    identity = json.loads(identity_file.content_string)
+    assert identity["address"] == host.backend.name and identity["port"] == 19444
+    assert identity_file.mode == 0o644
+
+
+def test_private_node_peers_only_with_its_peer_which_syncs_its_blocks():
+    private = testinfra.get_host("podman://node-ltc-private")
+    public = testinfra.get_host("podman://node-ltc-public")
+    peers = json.loads(private.check_output(LTC_CLI + " getpeerinfo"))
+    # Exactly one connection, outbound, to the configured peer (connect= by its name).
+    assert [peer["addr"] for peer in peers] == ["node-ltc-public:19444"]
+    assert all(not peer["inbound"] for peer in peers)
+    config = private.file("/etc/chainops/litecoind/litecoin.conf").content_string
+    assert "connect=node-ltc-public:19444" in config and "discover=0" in config
+
+    start = json.loads(private.check_output(LTC_CLI + " getblockchaininfo"))["blocks"]
+    private.check_output(LTC_CLI + " generatetoaddress 25 " + MINING_ADDRESS)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if json.loads(public.check_output(LTC_CLI + " getblockchaininfo"))["blocks"] == start + 25:
+            break
+        time.sleep(0.5)
+    tips = [json.loads(node.check_output(LTC_CLI + " getblockchaininfo")) for node in (private, public)]
+    assert tips[1]["blocks"] == start + 25
+    assert tips[0]["bestblockhash"] == tips[1]["bestblockhash"]
+
+
+def test_check_mode_on_converged_hosts_changes_nothing():
+    result = run_playbook("converge.yml", "--check")
+    counters = recap(result.stdout)
+    assert set(counters) == set(SERVICES)
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the local Debian 12 systemd test image (no registry needed) and reuses it while it exists.
+# The tag carries a hash of this script, so a changed recipe builds a new image.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+recipe_hash="$(sha256sum "$0" | cut -c1-12)"
+image="localhost/chainops-validator-test:bookworm-${recipe_hash}"
+if podman image exists "$image"; then
+  echo "$image"
+  exit 0
+fi
+cache="${CHAINOPS_CACHE:-$here/../../.cache}"
+mkdir -p "$cache"
+tarball="$cache/rootfs-bookworm-${recipe_hash}.tar"
+mirror="${CHAINOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+echo "==> building $image with mmdebstrap from $mirror (~1 min)" >&2
+# --mode=auto: real root when run as root, a user namespace (unshare) otherwise.
+mmdebstrap --mode=auto --variant=minbase \
+  --include=python3,python3-apt,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,sudo \
+  --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
+  --customize-hook='chroot "$1" systemctl mask systemd-logind.service getty.target console-getty.service systemd-udevd.service >/dev/null 2>&1 || true' \
+  --customize-hook='echo "deb http://deb.debian.org/debian-security bookworm-security main" >> "$1"/etc/apt/sources.list' \
+  bookworm "$tarball" "$mirror" >&2
+podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' "$tarball" "$image" >/dev/null
+rm -f "$tarball"
+echo "$image"

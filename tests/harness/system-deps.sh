@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the harness needs (podman, runc, mmdebstrap, test nodes).
+# Only installs what is missing, so a second run costs one dpkg query.
+set -euo pipefail
+packages=(podman runc mmdebstrap uidmap slirp4netns python3-venv
+          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl nodejs npm)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "==> apt-get install ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,44 @@
+"""Run ansible-playbook on the controller against the working-tree collection."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = Path(os.environ.get("CHAINOPS_CACHE", REPO_ROOT / ".cache"))
+COLLECTIONS_PATH = CACHE_DIR / "collections"
+RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)", re.M)
+
+
+def ensure_collection_link() -> None:
+    link = COLLECTIONS_PATH / "ansible_collections" / "chainops" / "validator"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO_ROOT)
+
+
+def ansible_playbook(playbook: Path, *args: str, env: dict | None = None, collections_path: str | None = None) -> subprocess.CompletedProcess:
+    ensure_collection_link()
+    bin_dir = Path(sys.executable).parent
+    site_packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    full_env = dict(os.environ)
+    full_env.update(
+        ANSIBLE_COLLECTIONS_PATH=collections_path or "%s:%s" % (COLLECTIONS_PATH, site_packages),
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="true",
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        # These runs target the controller itself: use this interpreter, no discovery.
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        PATH="%s:%s" % (bin_dir, os.environ.get("PATH", "")),
+    )
+    full_env.update(env or {})
+    command = [str(bin_dir / "ansible-playbook"), str(playbook), *args]
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=900)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    return {m["host"]: {"changed": int(m["changed"]), "failed": int(m["failed"])} for m in RECAP.finditer(output)}
