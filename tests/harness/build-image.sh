@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the local Debian 12 systemd test image (no registry needed) and reuses it while it exists.
-# The tag carries a hash of this script, so a changed recipe builds a new image.
+# The tag carries a hash of this script, so a changed recipe builds a new image, and the ISO week:
+# the image keeps its package lists (tests install packages without an update first), and a
+# weekly rebuild keeps those lists close to the mirror.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 recipe_hash="$(sha256sum "$0" | cut -c1-12)"
-image="localhost/chainops-validator-test:bookworm-${recipe_hash}"
+image="localhost/chainops-validator-test:bookworm-${recipe_hash}-$(date -u +%G%V)"
 if podman image exists "$image"; then
   echo "$image"
   exit 0
@@ -20,6 +22,7 @@ mmdebstrap --mode=auto --variant=minbase \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
   --customize-hook='chroot "$1" systemctl mask systemd-logind.service getty.target console-getty.service systemd-udevd.service >/dev/null 2>&1 || true' \
   --customize-hook='echo "deb http://deb.debian.org/debian-security bookworm-security main" >> "$1"/etc/apt/sources.list' \
+  --skip=cleanup/apt/lists \
   bookworm "$tarball" "$mirror" >&2
 podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' "$tarball" "$image" >/dev/null
 rm -f "$tarball"

@@ -10,8 +10,8 @@ testinfra_hosts = podman_hosts("node-ltc-private", "node-ltc-public", "node-anvi
 SERVICES = {"node-ltc-private": "litecoind", "node-ltc-public": "litecoind", "node-anvil": "anvil"}
 RPC_PORTS = {"litecoind": 19443, "anvil": 8545}
 LTC_CLI = "litecoin-cli -conf=/etc/chainops/litecoind/rpc.conf -datadir=/data/litecoind -chain=regtest -rpcport=19443"
-# A valid regtest address: blocks can be mined to it without a wallet on the node.
-MINING_ADDRESS = "rltc1qw508d6qejxtdg4y5r3zarvary0c5xw7kgmn4n9"
+# Mine to an anyone-can-spend script: no wallet needed on the node.
+MINE = " generatetodescriptor 25 'raw(51)'"
 
 
 def service_of(host):
@@ -105,7 +105,7 @@ def test_private_node_peers_only_with_its_peer_which_syncs_its_blocks():
     assert "connect=node-ltc-public:19444" in config and "discover=0" in config
 
     start = json.loads(private.check_output(LTC_CLI + " getblockchaininfo"))["blocks"]
-    private.check_output(LTC_CLI + " generatetoaddress 25 " + MINING_ADDRESS)
+    private.check_output(LTC_CLI + MINE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if json.loads(public.check_output(LTC_CLI + " getblockchaininfo"))["blocks"] == start + 25:
@@ -121,3 +121,23 @@ def test_check_mode_on_converged_hosts_changes_nothing():
     counters = recap(result.stdout)
     assert set(counters) == set(SERVICES)
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
+
+
+def test_secrets_never_appear_in_verbose_output():
+    private = testinfra.get_host("podman://node-ltc-private")
+    password = private.check_output("sed -n 's/^rpcpassword=//p' /etc/chainops/litecoind/rpc.conf").strip()
+    rpcauth = private.check_output("sed -n 's/^rpcauth=//p' /etc/chainops/litecoind/rpcauth.conf").strip()
+    assert len(password) > 20 and rpcauth
+    result = run_playbook("converge.yml", "-vvv")
+    assert all(c["changed"] == 0 for c in recap(result.stdout).values())
+    for secret in (password, rpcauth.split("$")[-1]):
+        assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_limit_run_reads_peer_identity_from_the_peer_host():
+    # node-ltc-public is outside this play: its identity comes from its persisted file.
+    result = run_playbook("converge.yml", "--limit", "node-ltc-private", "--diff")
+    counters = recap(result.stdout)
+    assert set(counters) == {"node-ltc-private"} and counters["node-ltc-private"]["changed"] == 0, counters
+    assert "Read the persisted identities of peers outside this play" in result.stdout
+    assert "ok: [node-ltc-private -> node-ltc-public]" in result.stdout
