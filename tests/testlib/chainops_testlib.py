@@ -68,13 +68,13 @@ target, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 async def probe(port, limit, opened):
     async with limit:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), 1.0)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), 0.5)
             opened.append(port)
             writer.close()
         except Exception:
             pass
 async def main():
-    limit, opened = asyncio.Semaphore(800), []
+    limit, opened = asyncio.Semaphore(2000), []
     await asyncio.gather(*(probe(p, limit, opened) for p in range(first, last + 1)))
     print(json.dumps(sorted(opened)))
 asyncio.run(main())
@@ -83,4 +83,4 @@ asyncio.run(main())
 
 def open_tcp_ports(host, target: str, first: int = 1, last: int = 65535) -> list[int]:
     """TCP ports of ``target`` that accept a connection from ``host``."""
-    return json.loads(host.check_output("ulimit -n 4096; python3 -c %s %s %s %s", PORT_SCAN, target, str(first), str(last)))
+    return json.loads(host.check_output("ulimit -n 8192; python3 -c %s %s %s %s", PORT_SCAN, target, str(first), str(last)))

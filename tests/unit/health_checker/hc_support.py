@@ -1,0 +1,404 @@
+"""Shared helpers for the health checker tests: the service as a process, real nodes, fixture nodes."""
+from __future__ import annotations
+
+import base64
+import collections
+import copy
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SERVICE = REPO / "roles" / "health_checker" / "files" / "chainops_health.py"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CACHE = Path(os.environ.get("CHAINOPS_CACHE", REPO / ".cache"))
+ANVIL = CACHE / "artifacts" / "bin" / "anvil"
+LITECOIND = Path("/usr/lib/litecoin/litecoind")
+# The target runs the service with Debian's python3; -I -S keeps site-packages out (stdlib only).
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+POLL = 0.5  # poll interval used by the tests
+# A flip is due within one poll interval of the change; the slack covers the poll itself (a few
+# loopback RPC calls) and this test's own 20 ms sampling of /health on a shared 2-CPU machine.
+FLIP_SLACK = 0.35
+
+
+def load_service_module():
+    """Import chainops_health.py (a role file, not a package) for in-process tests."""
+    if "chainops_health" in sys.modules:
+        return sys.modules["chainops_health"]
+    spec = importlib.util.spec_from_file_location("chainops_health", SERVICE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chainops_health"] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fixture_json(name):
+    return json.loads((FIXTURES / name).read_text())
+
+
+def http_get(url, timeout=3.0, method="GET"):
+    """(status, headers, body) without raising on 4xx/5xx."""
+    request = urllib.request.Request(url, method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.headers, exc.read()
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ----------------------------------------------------------------------------- the service under test
+
+class Service:
+    """chainops_health as its own process, configured from a JSON file like the role will do."""
+
+    def __init__(self, workdir, cfg):
+        self.port = free_port()
+        full = {"listen_host": "127.0.0.1", "listen_port": self.port, "poll_interval_s": POLL, "timeout_s": 0.4}
+        full.update(cfg)
+        self.config_path = Path(workdir) / f"health-{self.port}.json"
+        self.config_path.write_text(json.dumps(full))
+        self.log_path = Path(workdir) / f"health-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, "-I", "-S", str(SERVICE), str(self.config_path)],
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        try:
+            wait_until(self._answers, 10, f"chainops_health on port {self.port} to answer (log: {self.log_path})")
+        except BaseException:
+            self.stop()  # never leave a process behind
+            raise
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"service exited with {self.proc.returncode}: {self.log_path.read_text()}")
+        try:
+            status, _headers, body = http_get(self.base + "/health", timeout=1)
+        except OSError:
+            return False
+        return json.loads(body).get("status") != "starting"
+
+    def get(self, path="/health"):
+        status, _headers, body = http_get(self.base + path)
+        return status, (json.loads(body) if path != "/metrics" else body.decode())
+
+    def metrics(self):
+        status, _headers, body = http_get(self.base + "/metrics")
+        assert status == 200
+        values = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _sep, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def wait_status(self, code, timeout=10.0):
+        """Wait for /health to answer `code`; return (monotonic time seen, body)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            status, doc = self.get()
+            if status == code:
+                return time.monotonic(), doc
+            last = (status, doc)
+            time.sleep(0.02)
+        raise AssertionError(f"/health did not answer {code} within {timeout}s; last answer: {last}")
+
+    def assert_flips(self, code, since, what):
+        """The verdict must flip within one poll interval (plus FLIP_SLACK) of the change at `since`."""
+        seen, doc = self.wait_status(code)
+        elapsed = seen - since
+        assert elapsed <= POLL + FLIP_SLACK, (
+            f"{what}: /health became {code} {elapsed:.3f}s after the change; "
+            f"allowed {POLL}s poll interval + {FLIP_SLACK}s slack")
+        return doc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+# ----------------------------------------------------------------------------- real nodes
+
+def rpc_call(url, method, params=(), auth=None, timeout=10):
+    body = json.dumps({"jsonrpc": "2.0", "id": "test", "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as resp:
+            doc = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            raw = exc.read()
+        if not raw:
+            raise RuntimeError(f"{method}: HTTP {exc.code}") from None
+        doc = json.loads(raw)
+    if doc.get("error"):
+        raise RuntimeError(f"{method}: {doc['error']}")
+    return doc["result"]
+
+
+class LitecoinDaemon:
+    """A litecoind -regtest process on free loopback ports with its own datadir.
+
+    auth="cookie" uses the .cookie file litecoind writes (rotated on every start);
+    auth="password" uses -rpcuser/-rpcpassword and writes the password to a file.
+    """
+    OP_TRUE = "raw(51)#8lvh9jxk"  # anyone-can-spend output: mining needs no wallet
+
+    def __init__(self, workdir, name, auth):
+        self.name = name
+        self.datadir = Path(workdir) / name
+        self.datadir.mkdir()
+        self.rpc_port = free_port()
+        self.p2p_port = free_port()
+        self.auth_mode = auth
+        self.user = "chainops"
+        self.password = secrets.token_hex(12)
+        self.proc = None
+        self.url = f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def cookie_file(self):
+        return self.datadir / "regtest" / ".cookie"
+
+    def credentials(self):
+        if self.auth_mode == "cookie":
+            user, _sep, password = self.cookie_file.read_text().strip().partition(":")
+            return user, password
+        return self.user, self.password
+
+    def start(self):
+        args = [str(LITECOIND), "-regtest", f"-datadir={self.datadir}", "-server=1", "-listen=1",
+                f"-bind=127.0.0.1:{self.p2p_port}", f"-port={self.p2p_port}", "-rpcbind=127.0.0.1",
+                f"-rpcport={self.rpc_port}", "-rpcallowip=127.0.0.1", "-disablewallet", "-dnsseed=0",
+                "-discover=0", "-listenonion=0", "-connect=0", "-printtoconsole=0"]
+        if self.auth_mode == "password":
+            args += [f"-rpcuser={self.user}", f"-rpcpassword={self.password}"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(self._ready, 30, f"litecoind {self.name} RPC")
+        except BaseException:
+            self.proc.kill()  # never leave a daemon behind
+            self.proc.wait(10)
+            raise
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"litecoind {self.name} exited with {self.proc.returncode}")
+        try:
+            self.rpc("getblockcount")
+            return True
+        except (OSError, RuntimeError):  # refused, no cookie yet, or -28 "Loading block index"
+            return False
+
+    def rpc(self, method, *params):
+        return rpc_call(self.url, method, params, self.credentials())
+
+    def mine(self, blocks):
+        self.rpc("generatetodescriptor", blocks, self.OP_TRUE)
+        return self.rpc("getblockcount")
+
+    def connect(self, other):
+        self.rpc("addnode", f"127.0.0.1:{other.p2p_port}", "onetry")
+        wait_until(lambda: self.rpc("getconnectioncount") >= 1 and other.rpc("getconnectioncount") >= 1, 10,
+                   f"{self.name} and {other.name} to connect")
+
+    def disconnect(self, other):
+        self.rpc("disconnectnode", f"127.0.0.1:{other.p2p_port}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.rpc("stop")
+            except (OSError, RuntimeError):
+                self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def node_config(self, workdir, conf_style=False):
+        """The checker's view of this node: URL plus a credentials file, as the role templates it."""
+        if self.auth_mode == "cookie":
+            return {"url": self.url, "cookie_file": str(self.cookie_file)}
+        password_file = Path(workdir) / f"{self.name}{'.conf' if conf_style else '.rpcpass'}"
+        text = f"rpcuser={self.user}\nrpcpassword={self.password}\n" if conf_style else self.password + "\n"
+        password_file.write_text(text)
+        password_file.chmod(0o600)
+        spec = {"url": self.url, "password_file": str(password_file)}
+        if not conf_style:
+            spec["user"] = self.user
+        return spec
+
+
+def require_litecoind():
+    if not LITECOIND.exists():
+        pytest.fail(f"litecoind not found at {LITECOIND}: install the Debian package `litecoind` "
+                    "(tests/harness/system-deps.sh does); these tests need a real node and never skip")
+
+
+class Anvil:
+    """anvil on a free loopback port (instant mining only when asked)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(self._ready, 20, f"anvil on port {self.port}")
+        except BaseException:
+            self.stop()  # never leave a node behind
+            raise
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"anvil exited with {self.proc.returncode}")
+        try:
+            self.rpc("eth_blockNumber")
+            return True
+        except OSError:
+            return False
+
+    def rpc(self, method, *params):
+        return rpc_call(self.url, method, params)
+
+    def height(self):
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def head_timestamp(self):
+        return int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def require_anvil():
+    if not ANVIL.exists():
+        pytest.fail(f"anvil not found at {ANVIL}: run `make -C {REPO} artifacts` (or "
+                    f"`CHAINOPS_CACHE={CACHE} bash {REPO}/tests/harness/fetch-artifacts.sh`); "
+                    "these tests need a real node and never skip")
+
+
+# ----------------------------------------------------------------------------- fixture node
+
+class FixtureNode:
+    """A loopback HTTP server answering REST paths and JSON-RPC methods from fixture documents.
+
+    Counts every request and can delay answers, to check that probes never wait on the node.
+    """
+
+    def __init__(self):
+        self.get_routes = {}
+        self.rpc_routes = {}
+        self.requests = 0
+        self.hits = collections.Counter()  # per GET path or JSON-RPC method
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _reply(self, status, body, content_type="application/json"):
+                if node.delay:
+                    time.sleep(node.delay)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802
+                node.count(self.path)
+                route = node.get_routes.get(self.path)
+                if route is None:
+                    self._reply(404, b"404 page not found", "text/plain")
+                else:
+                    self._reply(*route)
+
+            def do_POST(self):  # noqa: N802
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                node.count(request.get("method"))
+                doc = node.rpc_routes.get(request.get("method"))
+                if doc is None:
+                    doc = {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}}
+                doc = dict(doc, id=request.get("id"))
+                self._reply(200, json.dumps(doc).encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, what):
+        with self._lock:
+            self.requests += 1
+            self.hits[what] += 1
+
+    def set_json(self, path, doc, status=200):
+        self.get_routes[path] = (status, json.dumps(doc).encode())
+
+    def set_text(self, path, text, status):
+        self.get_routes[path] = (status, text.encode(), "text/plain")
+
+    def set_rpc(self, method, doc):
+        """doc: a whole JSON-RPC response (fixture file) or a bare result wrapped here."""
+        self.rpc_routes[method] = copy.deepcopy(doc)
+
+    def set_result(self, method, result):
+        self.rpc_routes[method] = {"jsonrpc": "2.0", "result": result}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

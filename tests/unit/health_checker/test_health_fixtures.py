@@ -1,0 +1,277 @@
+"""CometBFT, Substrate, ICON, Waku (and Ethereum syncing) adapters against documented response shapes.
+
+No such node runs here, so a loopback fixture server answers with the files in fixtures/; tests
+switch fixtures while the service runs and expect the verdict to follow within one poll interval.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hc_support import FIXTURES, fixture_json, wait_until
+
+
+def rfc3339(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".123456789Z"
+
+
+# ----------------------------------------------------------------------------- CometBFT
+
+def cometbft_node(fixture_node, status="cometbft_status.json", fresh=True):
+    node = fixture_node()
+    doc = fixture_json(status)
+    if fresh:  # the fixture's block time is from 2024; make it current for head-age checks
+        doc["result"]["sync_info"]["latest_block_time"] = rfc3339(time.time() - 3)
+    node.set_json("/status", doc)
+    node.set_json("/net_info", fixture_json("cometbft_net_info.json"))
+    return node, doc
+
+
+def test_cometbft_synced_node_reports_height_peers_and_head_age(fixture_node, start_service):
+    node = cometbft_node(fixture_node)[0]
+    service = start_service({"adapter": "cometbft", "node": {"url": node.url}, "min_peers": 2,
+                             "max_head_age_s": 30})
+    status, doc = service.get()
+    assert status == 200, doc
+    assert doc["height"] == 22143250
+    assert doc["checks"]["peers"] == {"status": "pass", "value": 2, "limit": 2}
+    assert 2 < doc["checks"]["head_age"]["value"] < 10
+    verbose = service.get("/health?verbose")[1]
+    assert verbose["node"]["catching_up"] is False
+
+
+def test_cometbft_catching_up_flips_unhealthy_and_back(fixture_node, start_service):
+    node, synced = cometbft_node(fixture_node)
+    service = start_service({"adapter": "cometbft", "node": {"url": node.url}})
+    service.wait_status(200)
+
+    since = time.monotonic()
+    node.set_json("/status", fixture_json("cometbft_status_catching_up.json"))
+    doc = service.assert_flips(503, since, "catching_up became true")
+    check = doc["checks"]["not_syncing"]
+    assert check["status"] == "fail" and check["value"] is True
+    assert '"catching_up": true' in check["reason"]
+
+    since = time.monotonic()
+    node.set_json("/status", synced)
+    service.assert_flips(200, since, "catching_up became false")
+
+
+def test_cometbft_old_head_and_too_few_peers_fail(fixture_node, start_service):
+    node = cometbft_node(fixture_node, fresh=False)[0]
+    service = start_service({"adapter": "cometbft", "node": {"url": node.url}, "min_peers": 3,
+                             "max_head_age_s": 60})
+    status, doc = service.get()
+    assert status == 503
+    assert doc["checks"]["head_age"]["status"] == "fail"
+    assert doc["checks"]["head_age"]["value"] > 3600  # 2024-09-23T10:52:28.537Z is long gone
+    assert doc["checks"]["peers"]["reason"] == "2 peers, minimum is 3"
+
+
+def test_cometbft_lag_against_reference_rpc(fixture_node, start_service):
+    node = cometbft_node(fixture_node)[0]
+    reference, ref_doc = cometbft_node(fixture_node)
+    service = start_service({"adapter": "cometbft", "node": {"url": node.url}, "max_lag_blocks": 3,
+                             "references": [{"url": reference.url, "name": "public-rpc"}]})
+    service.wait_status(200)
+    since = time.monotonic()
+    ref_doc["result"]["sync_info"]["latest_block_height"] = "22143260"
+    reference.set_json("/status", ref_doc)
+    doc = service.assert_flips(503, since, "reference 10 blocks ahead")
+    assert doc["checks"]["lag"]["value"] == 10
+    assert doc["reference_height"] == 22143260
+
+    since = time.monotonic()
+    ref_doc["result"]["sync_info"]["latest_block_height"] = "22143000"  # node is ahead now: fine
+    reference.set_json("/status", ref_doc)
+    doc = service.assert_flips(200, since, "reference behind the node")
+    assert doc["checks"]["lag"]["value"] == -250
+
+
+def test_cometbft_rpc_error_envelope_is_a_node_failure(fixture_node, start_service):
+    node = cometbft_node(fixture_node)[0]
+    node.set_json("/status", {"jsonrpc": "2.0", "id": -1, "error": {"code": -32603, "message": "Internal error"}},
+                  status=500)
+    service = start_service({"adapter": "cometbft", "node": {"url": node.url}})
+    status, doc = service.get()
+    assert status == 503
+    assert doc["checks"]["node_answers"]["reason"] == "node/status: HTTP 500"
+
+
+# ----------------------------------------------------------------------------- Substrate
+
+def substrate_node(fixture_node):
+    node = fixture_node()
+    for method in ("system_health", "system_syncState", "chain_getHeader"):
+        node.set_rpc(method, fixture_json(f"substrate_{method}.json"))
+    node.set_rpc("state_getStorage", fixture_json("substrate_state_getStorage_timestamp.json"))
+    return node
+
+
+def scale_u64_ms(ts):
+    return "0x" + int(ts * 1000).to_bytes(8, "little").hex()
+
+
+def test_substrate_synced_node_reports_height_peers_and_timestamp(fixture_node, start_service):
+    node = substrate_node(fixture_node)
+    node.set_result("state_getStorage", scale_u64_ms(time.time() - 6))
+    service = start_service({"adapter": "substrate", "node": {"url": node.url}, "min_peers": 2,
+                             "max_head_age_s": 60})
+    status, doc = service.get()
+    assert status == 200, doc
+    assert doc["height"] == 21463807
+    assert doc["checks"]["peers"]["value"] == 12
+    assert 5 < doc["checks"]["head_age"]["value"] < 15
+
+
+def test_substrate_fixture_timestamp_decodes_to_its_documented_time(fixture_node, start_service):
+    node = substrate_node(fixture_node)
+    service = start_service({"adapter": "substrate", "node": {"url": node.url}, "max_head_age_s": 60})
+    metrics = service.metrics()
+    # 0xb0ed821e92010000 is 1727088750000 ms little endian: 2024-09-23T10:52:30Z.
+    head_age = metrics["chainops_health_head_age_seconds"]
+    assert head_age == pytest.approx(metrics["chainops_health_last_poll_timestamp_seconds"] - 1727088750.0, abs=0.01)
+    assert service.get()[0] == 503
+
+
+def test_substrate_syncing_flips_unhealthy(fixture_node, start_service):
+    node = substrate_node(fixture_node)
+    service = start_service({"adapter": "substrate", "node": {"url": node.url}})
+    service.wait_status(200)
+    since = time.monotonic()
+    node.set_rpc("system_health", fixture_json("substrate_system_health_syncing.json"))
+    doc = service.assert_flips(503, since, "isSyncing became true")
+    assert doc["checks"]["not_syncing"]["status"] == "fail"
+    assert doc["checks"]["peers"]["value"] == 9
+
+
+def test_substrate_lag_uses_reference_chain_get_header(fixture_node, start_service):
+    node = substrate_node(fixture_node)
+    reference = substrate_node(fixture_node)  # chain_getHeader number 0x1478301 = 21463809
+    service = start_service({"adapter": "substrate", "node": {"url": node.url}, "max_lag_blocks": 1,
+                             "references": [{"url": reference.url}]})
+    status, doc = service.get()
+    assert status == 503
+    assert doc["checks"]["lag"]["value"] == 2 and doc["reference_height"] == 21463809
+    since = time.monotonic()
+    reference.set_result("chain_getHeader", {"number": hex(21463808)})
+    service.assert_flips(200, since, "reference within 1 block")
+
+
+# ----------------------------------------------------------------------------- ICON
+
+def test_icon_height_and_microsecond_timestamp(fixture_node, start_service):
+    node = fixture_node()
+    block = fixture_json("icon_icx_getLastBlock.json")
+    node.set_rpc("icx_getLastBlock", block)
+    service = start_service({"adapter": "icon", "node": {"url": node.url + "/api/v3"}})
+    status, doc = service.get()
+    assert status == 200, doc
+    assert doc["height"] == 78221904
+    assert doc["checks"]["not_syncing"]["status"] == "skip"
+    assert doc["checks"]["peers"]["status"] == "skip"
+    metrics = service.metrics()
+    expected_age = metrics["chainops_health_last_poll_timestamp_seconds"] - 1727088750.123456
+    assert metrics["chainops_health_head_age_seconds"] == pytest.approx(expected_age, abs=0.01)
+
+
+def test_icon_lag_against_a_reference_flips(fixture_node, start_service):
+    node, reference = fixture_node(), fixture_node()
+    block = fixture_json("icon_icx_getLastBlock.json")
+    node.set_rpc("icx_getLastBlock", block)
+    reference.set_rpc("icx_getLastBlock", block)
+    service = start_service({"adapter": "icon", "node": {"url": node.url}, "max_lag_blocks": 25,
+                             "references": [{"url": reference.url, "name": "icon-ref"}]})
+    service.wait_status(200)
+    since = time.monotonic()
+    ahead = fixture_json("icon_icx_getLastBlock.json")
+    ahead["result"]["height"] = 78221904 + 26
+    reference.set_rpc("icx_getLastBlock", ahead)
+    doc = service.assert_flips(503, since, "reference 26 blocks ahead")
+    assert doc["checks"]["lag"]["reason"] == "26 blocks behind best reference (78221930), maximum is 25"
+
+
+# ----------------------------------------------------------------------------- Waku
+
+def waku_node(fixture_node):
+    node = fixture_node()
+    node.set_json("/health", fixture_json("waku_health_ready.json"))
+    node.set_json("/debug/v1/info", fixture_json("waku_debug_v1_info.json"))
+    node.set_json("/admin/v1/peers", fixture_json("waku_admin_v1_peers.json"))
+    return node
+
+
+def test_waku_ready_node_counts_connected_peers(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 2})
+    status, doc = service.get()
+    assert status == 200, doc
+    assert doc["checks"]["peers"]["value"] == 2  # the third peer in the fixture is not connected
+    assert doc["checks"]["lag"]["status"] == "skip" and doc["height"] is None
+    verbose = service.get("/health?verbose")[1]
+    assert verbose["node"]["nodeHealth"] == "READY"
+    assert verbose["node"]["protocolsHealth"]["Relay"] == "READY"
+    assert verbose["node"]["enrUri"].startswith("enr:")
+
+
+def test_waku_initializing_flips_unhealthy_and_back(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 1})
+    service.wait_status(200)
+    since = time.monotonic()
+    node.set_json("/health", fixture_json("waku_health_initializing.json"))
+    doc = service.assert_flips(503, since, "nodeHealth INITIALIZING")
+    assert '"nodeHealth": "INITIALIZING"' in doc["checks"]["not_syncing"]["reason"]
+    since = time.monotonic()
+    node.set_json("/health", fixture_json("waku_health_ready.json"))
+    service.assert_flips(200, since, "nodeHealth READY")
+
+
+@pytest.mark.parametrize("fixture,code,healthy", [("waku_health_legacy_ready.txt", 200, True),
+                                                  ("waku_health_legacy_not_ready.txt", 503, False)])
+def test_waku_legacy_plain_text_health(fixture_node, start_service, fixture, code, healthy):
+    node = waku_node(fixture_node)
+    node.set_text("/health", (FIXTURES / fixture).read_text(), code)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 0})
+    status, doc = service.get()
+    assert (status == 200) is healthy
+    assert doc["checks"]["node_answers"]["status"] == "pass"
+
+
+def test_waku_without_admin_api_explains_the_missing_peer_count(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    del node.get_routes["/admin/v1/peers"]  # nwaku runs with --rest-admin=false by default
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 1})
+    status, doc = service.get()
+    assert status == 503
+    assert doc["checks"]["peers"]["reason"] == \
+        "peer count unavailable: /admin/v1/peers: node/admin/v1/peers: HTTP 404, response is not JSON"
+
+
+def test_waku_with_min_peers_zero_does_not_ask_the_admin_api(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 0})
+    service.wait_status(200)
+    # /debug/v1/info is the last call of a poll without the admin API: three of them, three whole polls.
+    wait_until(lambda: node.hits["/debug/v1/info"] >= 3, 10, "three complete polls")
+    assert node.hits["/admin/v1/peers"] == 0
+
+
+# ----------------------------------------------------------------------------- Ethereum (syncing)
+
+def test_ethereum_syncing_progress_object_is_syncing(fixture_node, start_service):
+    node = fixture_node()
+    for method in ("eth_blockNumber", "eth_getBlockByNumber", "net_peerCount"):
+        node.set_rpc(method, fixture_json(f"ethereum_{method}.json"))
+    node.set_rpc("eth_syncing", fixture_json("ethereum_eth_syncing_progress.json"))
+    service = start_service({"adapter": "ethereum", "node": {"url": node.url}})
+    status, doc = service.get()
+    assert status == 503
+    assert doc["checks"]["not_syncing"]["value"] is True
+    assert '"highestBlock": "0x454"' in doc["checks"]["not_syncing"]["reason"]
+    assert doc["checks"]["peers"]["value"] == 25
+    assert doc["height"] == 0x386
+    since = time.monotonic()
+    node.set_result("eth_syncing", False)
+    service.assert_flips(200, since, "eth_syncing returned false")
