@@ -3,7 +3,10 @@
 # Only installs what is missing, so a second run costs one dpkg query.
 set -euo pipefail
 packages=(podman runc mmdebstrap uidmap slirp4netns python3-venv
-          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl nodejs npm)
+          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl)
+# npm fetches test artifacts; any npm will do (a machine may have Node.js from elsewhere,
+# whose nodejs package conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
