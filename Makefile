@@ -13,7 +13,8 @@ COLL_LINK := $(COLL_ROOT)/ansible_collections/chainops/validator
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 export CONTAINERS_CONF := $(ROOT)/tests/harness/containers.conf
-export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT):$(VENV)/lib/python3/site-packages
+# Collections of the `ansible` package are found on sys.path (COLLECTIONS_SCAN_SYS_PATH).
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export CHAINOPS_CACHE := $(CACHE)
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false

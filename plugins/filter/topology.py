@@ -37,7 +37,11 @@ def topology_plan(names, hostvars, persisted=None, cluster_cidrs=None, pool=DEFA
             continue
         host = dict((key, variables.get(var)) for key, var in HOST_KEYS.items())
         host["name"] = name
-        if not host["overlay_address"] and persisted.get(name):
+        # The inventory plugin also fills in addresses it merely allocated (persisted: false);
+        # those must not override what the host itself has persisted.
+        if variables.get("topology_overlay_persisted") is False and persisted.get(name):
+            host["overlay_address"] = persisted[name]
+        elif not host["overlay_address"] and persisted.get(name):
             host["overlay_address"] = persisted[name]
         hosts.append(host)
     topology = build_topology(hosts, cluster_cidrs=cluster_cidrs or {}, pool=pool, cluster_prefix=int(prefix),

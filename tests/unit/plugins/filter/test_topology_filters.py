@@ -41,6 +41,13 @@ def test_inventory_address_wins_over_persisted():
     assert plan["clusters"]["c1"]["cidr"] == "10.50.0.0/24"
 
 
+def test_allocated_but_unpersisted_inventory_address_yields_to_the_host_state():
+    hostvars = dict(HOSTVARS, s1=dict(HOSTVARS["s1"], topology_overlay_address="10.99.7.2", topology_overlay_persisted=False))
+    plan = topology_plan(list(hostvars), hostvars, {"s1": "10.99.7.9", "v1": "10.99.7.1"})
+    assert plan["hosts"]["s1"]["overlay_address"] == "10.99.7.9"
+    assert plan["hosts"]["v1"]["overlay_address"] == "10.99.7.1"
+
+
 def test_strict_plan_raises_every_error_and_lenient_plan_returns_them():
     hostvars = {"v1": {"topology_role": "validator", "topology_cluster": "c1"},
                 "v2": {"topology_role": "validator", "topology_cluster": "c1"}}
