@@ -13,6 +13,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.topology import
     DEFAULT_MIN_SENTRIES,
     DEFAULT_POOL,
     build_topology,
+    preshared_key_owner,
 )
 
 # Inventory variables read for each host (the ec2_topology inventory plugin sets them from tags).
@@ -67,8 +68,8 @@ def wireguard_peer_names(plan, host, mesh_sentries=False):
     return [name for name in names if name != host]
 
 
-def wireguard_peers(names, hostvars, play_hosts, persisted_states):
-    """Peer entries (name, role, address, public_key, endpoint, port) for the WireGuard config.
+def wireguard_peers(names, hostvars, play_hosts, persisted_states, host=None, host_role=None):
+    """Peer entries (name, role, address, public_key, endpoint, port, psk_owner) for the WireGuard config.
 
     Hosts in this play publish ``wireguard_sentry_state`` in this run (so a rotated key is
     picked up at once); the others are read from the state they persisted on their host.
@@ -86,6 +87,7 @@ def wireguard_peers(names, hostvars, play_hosts, persisted_states):
                 "and has no persisted state in /etc/chainops/wireguard.json)" % name)
         peer = dict((key, state.get(key)) for key in ("role", "address", "public_key", "endpoint", "port"))
         peer["name"] = name
+        peer["psk_owner"] = preshared_key_owner(host, host_role, name, peer["role"]) if host else None
         peers.append(peer)
     return peers
 

@@ -495,3 +495,15 @@ def _role_of(cluster, host):
     if host in cluster.standbys:
         return "standby"
     return "sentry"
+
+
+def preshared_key_owner(host, host_role, peer, peer_role):
+    """The side of a WireGuard pair that generates and keeps the pair's preshared key.
+
+    A hub (validator, standby) owns the keys of its spokes, so a validator converged alone keeps
+    every pair's key; between equals the lexically smaller name owns it. Both ends agree on it.
+    """
+    host_hub, peer_hub = host_role in HUB_ROLES, peer_role in HUB_ROLES
+    if host_hub != peer_hub:
+        return host if host_hub else peer
+    return min(host, peer)

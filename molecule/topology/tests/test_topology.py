@@ -1,4 +1,5 @@
 """wireguard_sentry: a validator reachable only through its sentries over WireGuard."""
+import hashlib
 import json
 import time
 
@@ -42,6 +43,22 @@ def ip_of(name):
     return get(name).check_output("hostname -I").split()[0]
 
 
+def secrets_of(name):
+    """The private key and every preshared key on a host (to grep output for them)."""
+    return get(name).check_output("cat /etc/wireguard/wg0.key /etc/wireguard/psk/*.psk").split()
+
+
+def psk_digest(name, peer):
+    """sha256 of the preshared key `name` keeps for `peer` (compared, never printed)."""
+    return hashlib.sha256(get(name).file("/etc/wireguard/psk/%s.psk" % peer).content_string.strip().encode()).hexdigest()
+
+
+def live_psk_digests(name):
+    """{peer public key: sha256 of the preshared key the live interface uses}."""
+    lines = get(name).check_output("wg show wg0 preshared-keys").splitlines()
+    return {key: hashlib.sha256(psk.encode()).hexdigest() for key, psk in (line.split("\t") for line in lines)}
+
+
 def tunnel_started_at(name):
     return get(name).check_output("systemctl show wg-quick@wg0 -p ActiveEnterTimestampMonotonic")
 
@@ -58,6 +75,22 @@ def test_overlay_addresses_are_distinct_and_in_one_cidr():
     assert len({s["address"] for s in states.values()}) == 3
     assert len({s["cidr"] for s in states.values()}) == 1
     assert states[VALIDATOR]["role"] == "validator"
+
+
+def test_preshared_keys_are_per_pair_identical_on_both_ends_and_live():
+    validator_live = live_psk_digests(VALIDATOR)
+    digests = set()
+    for name in SENTRIES:
+        for host, peer in ((VALIDATOR, name), (name, VALIDATOR)):
+            key = get(host).file("/etc/wireguard/psk/%s.psk" % peer)
+            assert key.user == "root" and key.mode == 0o600, (host, peer)
+        digest = psk_digest(VALIDATOR, name)
+        assert digest == psk_digest(name, VALIDATOR), "the two ends of %s hold different keys" % name
+        assert validator_live[state(name)["public_key"]] == digest, "validator's live key for %s" % name
+        assert live_psk_digests(name)[state(VALIDATOR)["public_key"]] == digest, "%s's live key" % name
+        digests.add(digest)
+    assert len(digests) == len(SENTRIES)  # one key per pair
+    assert "PresharedKey =" not in get(VALIDATOR).file("/etc/wireguard/wg0.conf").content_string
 
 
 def test_validator_tunnels_to_exactly_its_sentries_with_recent_handshakes():
@@ -135,12 +168,36 @@ def test_limit_run_on_one_sentry_keeps_every_tunnel():
 
 
 def test_private_keys_never_appear_in_verbose_output():
-    keys = [get(name).check_output("cat /etc/wireguard/wg0.key").strip() for name in [VALIDATOR] + SENTRIES]
+    keys = [key for name in [VALIDATOR] + SENTRIES for key in secrets_of(name)]
+    assert len(keys) == 3 + 2 * len(SENTRIES)
     result = run_playbook("converge.yml", "-vvv")
     assert all(c["changed"] == 0 for c in recap(result.stdout).values())
     for key in keys:
         assert len(key) == 44
-        assert key not in result.stdout and key not in result.stderr
+        assert key not in result.stdout and key not in result.stderr, "a key was printed"
+
+
+def test_y_key_rotation_on_request_keeps_the_cluster_connected():
+    members = [VALIDATOR] + SENTRIES
+    old_keys = {name: state(name)["public_key"] for name in members}
+    old_psks = {name: psk_digest(VALIDATOR, name) for name in SENTRIES}
+    rotated_at = time.time()
+    result = run_playbook("converge.yml", "-v", "-e", "wireguard_sentry_rotate_keys=true")
+    counters = recap(result.stdout)
+    assert all(counters[name]["failed"] == 0 for name in members), counters
+    new_keys = {name: state(name)["public_key"] for name in members}
+    assert all(new_keys[name] != old_keys[name] for name in members)
+    for name in SENTRIES:
+        assert psk_digest(VALIDATOR, name) != old_psks[name]
+        assert psk_digest(name, VALIDATOR) == psk_digest(VALIDATOR, name)
+    for secret in [key for name in members for key in secrets_of(name)]:
+        assert secret not in result.stdout and secret not in result.stderr, "a rotated key was printed"
+    wait_for(lambda: set(wg_peers(VALIDATOR)) == {new_keys[name] for name in SENTRIES}
+             and all(t >= rotated_at for t in wg_peers(VALIDATOR).values()),
+             timeout=180, message="handshakes with the rotated keys")
+    start = chain(VALIDATOR)["blocks"]
+    get(VALIDATOR).check_output(CLI + MINE % 3)
+    wait_for(lambda: chain(PUBLIC)["blocks"] >= start + 3, message="blocks after the rotation")
 
 
 def test_zz_adding_a_third_sentry_renumbers_nobody():

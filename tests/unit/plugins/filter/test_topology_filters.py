@@ -81,3 +81,23 @@ def test_peer_names_are_hub_and_spoke():
     assert wireguard_peer_names(plan, "s1") == ["v1", "sb"]
     assert wireguard_peer_names(plan, "s1", True) == ["v1", "sb", "s2"]
     assert wireguard_peer_names(plan, "pub") == []
+
+
+def test_both_ends_of_a_pair_agree_on_who_owns_its_preshared_key():
+    states = {
+        "v1": {"role": "validator", "address": "10.99.0.1", "public_key": "KV", "endpoint": "192.0.2.1", "port": 51820},
+        "s1": {"role": "sentry", "address": "10.99.0.2", "public_key": "K1", "endpoint": "192.0.2.2", "port": 51820},
+        "s2": {"role": "sentry", "address": "10.99.0.3", "public_key": "K2", "endpoint": "192.0.2.3", "port": 51820},
+        "sb": {"role": "standby", "address": "10.99.0.4", "public_key": "KB", "endpoint": "192.0.2.4", "port": 51820},
+    }
+    owners = {}
+    for host in states:
+        names = [name for name in states if name != host]
+        for peer in wireguard_peers(names, {}, [], states, host, states[host]["role"]):
+            owners.setdefault(frozenset((host, peer["name"])), set()).add(peer["psk_owner"])
+    assert all(len(owner) == 1 for owner in owners.values()), owners
+    assert owners[frozenset(("v1", "s1"))] == {"v1"}      # the hub owns its spokes' keys
+    assert owners[frozenset(("sb", "s2"))] == {"sb"}
+    assert owners[frozenset(("s1", "s2"))] == {"s1"}      # between equals, the smaller name
+    assert owners[frozenset(("v1", "sb"))] == {"sb"}
+    assert wireguard_peers(["s1"], {}, [], states)[0]["psk_owner"] is None
