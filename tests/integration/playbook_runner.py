@@ -1,6 +1,7 @@
 """Run ansible-playbook on the controller against the working-tree collection."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -42,3 +43,29 @@ def ansible_playbook(playbook: Path, *args: str, env: dict | None = None, collec
 
 def recap(output: str) -> dict[str, dict[str, int]]:
     return {m["host"]: {"changed": int(m["changed"]), "failed": int(m["failed"])} for m in RECAP.finditer(output)}
+
+
+ROLE_PLAYBOOK = """
+- name: Run the {role} role on the controller
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: chainops.validator.{role}
+"""
+
+
+def run_role_in_check_mode(tmp_path: Path, role: str, variables: dict, *extra: str) -> subprocess.CompletedProcess:
+    """The role against the controller itself, in check mode: bad input must fail before any change."""
+    (tmp_path / "play.yml").write_text(ROLE_PLAYBOOK.format(role=role))
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    return ansible_playbook(tmp_path / "play.yml", "-i", "localhost,", "-c", "local", "--check",
+                            "-e", "@%s" % (tmp_path / "vars.json"), *extra)
+
+
+def assert_fails_before_changes(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for fragment in fragments:
+        assert fragment in output, "%r not in output:\n%s" % (fragment, output[-4000:])
+    counters = recap(result.stdout)
+    assert counters["localhost"]["changed"] == 0, counters

@@ -7,20 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import json
 import threading
 from functools import partial
 
 import pytest
-from playbook_runner import CACHE_DIR, ansible_playbook, recap
+from playbook_runner import CACHE_DIR, assert_fails_before_changes, run_role_in_check_mode
 
-PLAYBOOK = """
-- name: Run the node role with bad input
-  hosts: localhost
-  gather_facts: false
-  roles:
-    - role: chainops.validator.node
-"""
 
 BROKEN_PROFILE = """
 name: broken
@@ -45,19 +37,10 @@ def artifact_server():
     server.shutdown()
 
 
-def run_role(tmp_path, variables: dict):
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    return ansible_playbook(tmp_path / "play.yml", "-i", "localhost,", "-c", "local", "--check", "-e", "@%s" % (tmp_path / "vars.json"))
+def run_role(tmp_path, variables: dict, *extra: str):
+    return run_role_in_check_mode(tmp_path, "node", variables, *extra)
 
 
-def assert_fails_before_changes(result, *fragments):
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    for fragment in fragments:
-        assert fragment in output, "%r not in output:\n%s" % (fragment, output[-4000:])
-    counters = recap(result.stdout)
-    assert counters["localhost"]["changed"] == 0, counters
 
 
 def test_unknown_profile(tmp_path):
