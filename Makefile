@@ -11,6 +11,10 @@ PYTHON    ?= python3
 COLL_ROOT := $(CACHE)/collections
 COLL_LINK := $(COLL_ROOT)/ansible_collections/chainops/validator
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+# Longest scenarios first so they start at once; the rest fill the other lane(s).
+MOLECULE_SLOW  := topology datadog_agent health_checker snapshot
+MOLECULE_ORDER := $(foreach s,$(MOLECULE_SLOW),$(filter $(s),$(SCENARIOS))) $(filter-out $(MOLECULE_SLOW),$(SCENARIOS))
+MOLECULE_JOBS  ?= 2
 
 export CONTAINERS_CONF := $(ROOT)/tests/harness/containers.conf
 # Collections of the `ansible` package are found on sys.path (COLLECTIONS_SCAN_SYS_PATH).
@@ -67,10 +71,8 @@ unit: setup
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure" >&2; exit 1; fi; exit $$rc
 
 molecule: setup
-	@for s in $(SCENARIOS); do \
-	  echo "==> molecule test -s $$s"; \
-	  CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(BIN)/molecule test -s $$s || exit 1; \
-	done
+	@echo "==> molecule ($(MOLECULE_JOBS) lanes): $(MOLECULE_ORDER)"
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/molecule-lanes.sh $(MOLECULE_JOBS) $(MOLECULE_ORDER)
 
 test: setup lint sanity unit molecule
 	@echo "==> all tests passed"
