@@ -40,8 +40,6 @@ def run_role(tmp_path, variables: dict, *extra: str):
     return run_role_in_check_mode(tmp_path, "datadog_agent", variables, *extra)
 
 
-
-
 def test_missing_api_key_fails_clearly(tmp_path):
     result = run_role(tmp_path, {"node_profile": "litecoind"})
     assert_fails_before_changes(result, "datadog_agent_api_key is missing or is not a Datadog API key")

@@ -41,8 +41,6 @@ def run_role(tmp_path, variables: dict, *extra: str):
     return run_role_in_check_mode(tmp_path, "node", variables, *extra)
 
 
-
-
 def test_unknown_profile(tmp_path):
     result = run_role(tmp_path, {"node_profile": "nosuchchain"})
     assert_fails_before_changes(result, "node_profile 'nosuchchain' is unknown", "anvil", "litecoind")
