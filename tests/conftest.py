@@ -2,67 +2,37 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("CHAINOPS_CACHE", REPO_ROOT / ".cache"))
+# tests/testlib holds helpers shared with the benchmarks and molecule verifiers.
+sys.path.insert(0, str(REPO_ROOT / "tests" / "testlib"))
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
-            last_error = exc
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error}")
+from moto_server import MotoServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def moto_server():
-    """Start `moto_server` on a free loopback port; yield its endpoint URL; stop it."""
-    executable = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [executable, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(endpoint + "/moto-api/")
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def moto_process():
+    """The session's `MotoServer` (tests/testlib/moto_server.py), started on a free loopback port."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server(moto_process):
+    """The endpoint URL of the session's real `moto_server`."""
+    return moto_process.url
 
 
 @pytest.fixture
-def moto_reset(moto_server):
+def moto_reset(moto_process):
     """Reset moto's state before a test so tests do not see each other's resources."""
-    request = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5).close()
-    return moto_server
+    moto_process.reset()
+    return moto_process.url
 
 
 @pytest.fixture
@@ -73,3 +43,12 @@ def aws_env(moto_reset, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_reset
+
+
+@pytest.fixture
+def s3(aws_env, request):
+    """A boto3 S3 client on fresh moto state, with the test module's BUCKET created."""
+    import boto3  # noqa: PLC0415 - only the S3 tests need it
+    client = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    client.create_bucket(Bucket=request.module.BUCKET)
+    return client

@@ -23,13 +23,11 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +37,9 @@ import boto3
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "testlib"))
+from moto_server import MotoServer, unwrap_unsafe  # noqa: E402 - tests/testlib, shared with tests/conftest.py
+
 BIN = Path(sys.executable).parent
 AMI = "ami-12c6146b"
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1"]
@@ -47,29 +48,6 @@ CHAINS = [("cosmoshub", "mainnet"), ("celestia", "mocha")]
 
 
 # ---------------------------------------------------------------- moto and the counting proxy
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto():
-    port = free_port()
-    exe = shutil.which("moto_server") or str(BIN / "moto_server")
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            return proc, url
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.2)
 
 
 class CountingProxy:
@@ -230,19 +208,9 @@ def by_action(calls):
     return dict(Counter(action for action, _region in calls.elements()))
 
 
-def unwrap(value):
-    if isinstance(value, dict):
-        if len(value) == 1 and "__ansible_unsafe" in value:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
 def compare(ours, aws):
     """Same hosts, same membership of every ec2_topology group, same ansible_host."""
-    ours, aws = unwrap(ours), unwrap(aws)
+    ours, aws = unwrap_unsafe(ours), unwrap_unsafe(aws)
     problems = []
     hosts_o, hosts_a = set(ours["_meta"]["hostvars"]), set(aws["_meta"]["hostvars"])
     if hosts_o != hosts_a:
@@ -287,7 +255,8 @@ def main():
         AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-aws-credentials"),
     )
 
-    moto, moto_url = start_moto()
+    moto = MotoServer()
+    moto_url = moto.start()
     try:
         print("seeding moto with %d instances over %s ..." % (args.instances, ", ".join(REGIONS)), flush=True)
         t0 = time.monotonic()
@@ -354,11 +323,7 @@ def main():
         print("  wall time, cold --list      : %.3f  (target < 1)" % ratio("ours", "aws_ec2", "wall"))
         print("  own CPU, cold --list        : %.3f  (target <= 0.2)" % ratio("ours", "aws_ec2", "cpu"))
     finally:
-        moto.terminate()
-        try:
-            moto.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            moto.kill()
+        moto.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

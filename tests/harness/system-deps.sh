@@ -3,7 +3,7 @@
 # Only installs what is missing, so a second run costs one dpkg query.
 set -euo pipefail
 packages=(podman runc mmdebstrap uidmap slirp4netns python3-venv
-          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl)
+          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl openssl)
 # npm fetches test artifacts; any npm will do (a machine may have Node.js from elsewhere,
 # whose nodejs package conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

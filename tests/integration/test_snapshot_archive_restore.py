@@ -14,12 +14,15 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
 from playbook_runner import RECAP, ansible_playbook
 
-pytestmark = pytest.mark.skipif(not shutil.which("zstd") or not shutil.which("lz4"), reason="zstd and lz4 are needed")
+# Installed by `make setup` (tests/harness/system-deps.sh): missing tools are an error, not a skip.
+MISSING_TOOLS = [tool for tool in ('zstd', 'lz4', 'curl', 'openssl') if not shutil.which(tool)]
+assert not MISSING_TOOLS, "run make setup: missing %s" % MISSING_TOOLS
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def served(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"url": "http://127.0.0.1:%d/" % server.server_address[1], "sums": sums}
+    yield {"url": "http://127.0.0.1:%d/" % server.server_address[1], "sums": sums, "root": str(root)}
     server.shutdown()
 
 
@@ -146,3 +149,108 @@ def test_bad_input_fails_clearly(tmp_path):
     assert result.returncode != 0 and "sha256 must be 64 hex digits" in result.stdout
     result, _log, _out = run(tmp_path, url="http://127.0.0.1:9/x", sha256="a" * 64, dest=str(tmp_path / "d"), compression="gzip")
     assert result.returncode != 0 and "compression" in result.stdout
+
+
+def test_url_is_never_in_process_arguments_nor_in_errors(served, tmp_path):
+    """The presigned URL reaches curl through its config on stdin: /proc/*/cmdline never shows it."""
+    token = "X-Amz-Signature=0123456789abcdef-secret"
+    archive = open(os.path.join(served["root"], "a.tar.zst"), "rb").read()
+    seen = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if "missing" in self.path:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(archive)))
+            self.end_headers()
+            # Slow enough for the scan below to see curl running.
+            for start in range(0, len(archive), len(archive) // 8 + 1):
+                for pid in os.listdir("/proc"):
+                    if pid.isdigit():
+                        try:
+                            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                                cmdline = handle.read()
+                        except OSError:
+                            continue
+                        if b"curl" in cmdline:
+                            seen.append(cmdline)
+                self.wfile.write(archive[start:start + len(archive) // 8 + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d/" % server.server_address[1]
+    try:
+        dest = tmp_path / "node"
+        result, _log, out = run(tmp_path, url=base + "a.tar.zst?" + token, sha256=served["sums"]["a.tar.zst"], dest=str(dest))
+        assert result.returncode == 0, result.stdout
+        assert seen and not [c for c in seen if b"secret" in c], seen
+        result, _log, out = run(tmp_path, url=base + "missing.tar.zst?" + token, sha256=served["sums"]["a.tar.zst"],
+                                dest=str(tmp_path / "other"))
+        assert result.returncode != 0
+        assert "download of the archive failed (curl exit 22)" in result.stdout and "404" in result.stdout
+        assert "secret" not in result.stdout and "secret" not in result.stderr
+        assert not (tmp_path / "other").exists()
+    finally:
+        server.shutdown()
+
+
+def test_corrupt_archive_with_matching_transfer_is_a_checksum_mismatch(served, tmp_path):
+    """Bytes that break the decompressor: reported as a checksum mismatch, nothing left behind."""
+    broken = os.path.join(served["root"], "broken.tar.zst")
+    data = bytearray(open(os.path.join(served["root"], "a.tar.zst"), "rb").read())
+    data[len(data) // 2:len(data) // 2 + 64] = b"\xff" * 64
+    with open(broken, "wb") as handle:
+        handle.write(bytes(data))
+    dest = tmp_path / "node"
+    result, _log, _out = run(tmp_path, url=served["url"] + "broken.tar.zst", sha256=served["sums"]["a.tar.zst"], dest=str(dest))
+    assert result.returncode != 0 and "checksum mismatch" in result.stdout
+    assert hashlib.sha256(bytes(data)).hexdigest() in result.stdout
+    assert not dest.exists() and not (tmp_path / ".node.restore").exists()
+
+
+def _hasher():
+    # Loaded from the working tree by path: the hash stage is a program (a string), run here as the module runs it.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("snapshot_stream", os.path.join(
+        os.path.dirname(__file__), "..", "..", "plugins", "module_utils", "snapshot_stream.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HASHER
+
+
+@pytest.mark.parametrize("consumer", ["pipe", "file", "gone"])
+def test_hash_stage_passes_every_byte_and_hashes_all_of_them(tmp_path, consumer):
+    """tee(2) between two pipes, read/write otherwise, and hashing to the end when the decompressor died."""
+    import sys
+    data = os.urandom(3 << 20) + b"\0" * ((2 << 20) + 12345)
+    read_fd, write_fd = os.pipe()
+    stage = [sys.executable, "-c", _hasher(), str(write_fd)]
+    if consumer == "file":
+        (tmp_path / "in").write_bytes(data)
+        with open(tmp_path / "in", "rb") as source, open(tmp_path / "out", "wb") as sink:
+            proc = subprocess.Popen(stage, stdin=source, stdout=sink, pass_fds=(write_fd,))
+            os.close(write_fd)
+            assert proc.wait(60) == 0
+        assert (tmp_path / "out").read_bytes() == data
+    elif consumer == "pipe":
+        proc = subprocess.Popen(stage, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(write_fd,))
+        os.close(write_fd)
+        out = proc.communicate(data, 60)[0]
+        assert proc.returncode == 0 and out == data
+    else:
+        dead_read, dead_write = os.pipe()
+        os.close(dead_read)  # the decompressor exited: writes fail with EPIPE
+        proc = subprocess.Popen(stage, stdin=subprocess.PIPE, stdout=dead_write, pass_fds=(write_fd,))
+        os.close(write_fd)
+        os.close(dead_write)
+        proc.communicate(data, 60)
+        assert proc.returncode == 0
+    with os.fdopen(read_fd) as digest:
+        assert digest.read().strip() == hashlib.sha256(data).hexdigest()

@@ -87,8 +87,12 @@ def test_archive_holds_no_secrets_and_no_runtime_files(s3, tmp_path):
     names = tarfile.open(fileobj=io.BytesIO(tar_bytes)).getnames()
     assert "./regtest/blocks/blk00000.dat" in names
     assert not [n for n in names if "wallets" in n or n.endswith((".lock", ".cookie", "debug.log", ".pid"))], names
-    # Nothing left behind on the source.
+    # Streamed by the host as a multipart upload (S3's ETag of a multipart object ends in -<parts>),
+    # not put whole from the controller.
+    assert s3[0].head_object(Bucket=BUCKET, Key=archive["key"])["ETag"].strip('"').rsplit("-", 1)[-1].isdigit()
+    # Nothing left behind on the source (no archive, no presigned-URL config), no upload left open.
     assert SOURCE.check_output("ls -A /data/.chainops-snapshot") == ""
+    assert s3[0].list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 
 def test_ebs_mode_started_a_tagged_snapshot(s3):

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import yaml
+from moto_server import unwrap_unsafe  # tests/testlib, put on sys.path by tests/conftest.py
 
 REPO = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
@@ -157,7 +158,7 @@ class Run:
         self.rc = proc.returncode
         self.stderr = proc.stderr
         self.text = " ".join(proc.stderr.split())  # unwrapped, for message checks
-        self.data = _unwrap(json.loads(proc.stdout)) if proc.returncode == 0 and proc.stdout.strip() else None
+        self.data = unwrap_unsafe(json.loads(proc.stdout)) if proc.returncode == 0 and proc.stdout.strip() else None
 
     @property
     def hostvars(self):
@@ -176,17 +177,6 @@ class Run:
 
     def warnings(self):
         return [line for line in self.stderr.splitlines() if "[WARNING]: ec2_topology:" in line]
-
-
-def _unwrap(value):
-    """ansible-inventory marks untrusted strings as {"__ansible_unsafe": ...}; compare plain values."""
-    if isinstance(value, dict):
-        if len(value) == 1 and "__ansible_unsafe" in value:
-            return value["__ansible_unsafe"]
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
 
 
 @pytest.fixture

@@ -1,0 +1,126 @@
+"""A real ``moto_server`` on a free loopback port, shared by the pytest fixtures and the benchmarks.
+
+    with MotoServer() as moto:          # started and answering HTTP, or an error
+        boto3.client("ec2", endpoint_url=moto.url, ...)
+        moto.reset()                    # forget every resource
+    # stopped
+
+Also ``unwrap_unsafe``, for comparing ``ansible-inventory`` output of inventories pointed at moto.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Return once ``url`` answers; raise after ``timeout`` seconds, or at once if ``proc`` has exited."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with status {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
+            last_error = exc
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error}")
+
+
+def moto_executable() -> str:
+    # The one installed next to this interpreter first: it matches the boto3 the tests use, and the
+    # venv need not be on PATH (.venv/bin/python -m pytest, .venv/bin/python bench.py).
+    local = Path(sys.executable).parent / "moto_server"
+    return str(local) if local.exists() else (shutil.which("moto_server") or "moto_server")
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on (in use, not a local address), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+class MotoServer:
+    """``moto_server -H <host> -p <free port>`` as a child process; ``url`` is its endpoint."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, timeout: float = 60.0):
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        """Start the server and wait until it answers; returns its URL."""
+        if self.port is None:
+            self.port = free_port(self.host)
+        elif (error := bind_error(self.host, self.port)) is not None:
+            # Checked first: waiting for HTTP would get answers from whatever already listens there.
+            raise RuntimeError(f"cannot start moto_server on {self.host}:{self.port}: {error}")
+        self.proc = subprocess.Popen(
+            [moto_executable(), "-H", self.host, "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_http(self.url + "/moto-api/", self.timeout, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def reset(self) -> None:
+        """Drop every resource moto holds (its own reset API)."""
+        request = urllib.request.Request(self.url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> MotoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def unwrap_unsafe(value):
+    """Plain values from ``ansible-inventory`` JSON, where untrusted strings are ``{"__ansible_unsafe": ...}``."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "__ansible_unsafe" in value:
+            return value["__ansible_unsafe"]
+        return {k: unwrap_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_unsafe(v) for v in value]
+    return value
