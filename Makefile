@@ -11,10 +11,13 @@ PYTHON    ?= python3
 COLL_ROOT := $(CACHE)/collections
 COLL_LINK := $(COLL_ROOT)/ansible_collections/chainops/validator
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
-# Longest scenarios first so they start at once; the rest fill the other lane(s).
-MOLECULE_SLOW  := topology datadog_agent health_checker snapshot
+# Longest jobs first so they start at once; the rest fill the other lanes.
+MOLECULE_SLOW  := topology datadog_agent snapshot health_checker
 MOLECULE_ORDER := $(foreach s,$(MOLECULE_SLOW),$(filter $(s),$(SCENARIOS))) $(filter-out $(MOLECULE_SLOW),$(SCENARIOS))
 MOLECULE_JOBS  ?= 2
+# `make test` runs pytest (unit), the lab tests and every scenario together in TEST_JOBS lanes.
+TEST_ORDER     := topology lab unit $(filter-out topology,$(MOLECULE_ORDER))
+TEST_JOBS      ?= 3
 
 export CONTAINERS_CONF := $(ROOT)/tests/harness/containers.conf
 # Collections of the `ansible` package are found on sys.path (COLLECTIONS_SCAN_SYS_PATH).
@@ -24,11 +27,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
-.PHONY: help setup system-deps venv collection-link image artifacts lint sanity unit molecule test lab clean
+.PHONY: help setup system-deps venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-down lab-test lab-bench clean
 
 help:
 	@echo "make test   - set up (virtualenv, Debian packages, local image) and run every test"
-	@echo "make lab    - build the local lab topology (arrives with the playbooks issue)"
+	@echo "make lab    - set up and build the local lab topology (moto + podman), then print its status"
+	@echo "make lab-down - remove everything the lab made"
 	@echo "make lint | sanity | unit | molecule [SCENARIOS=node] - run one layer"
 
 system-deps:
@@ -72,14 +76,32 @@ unit: setup
 
 molecule: setup
 	@echo "==> molecule ($(MOLECULE_JOBS) lanes): $(MOLECULE_ORDER)"
-	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/molecule-lanes.sh $(MOLECULE_JOBS) $(MOLECULE_ORDER)
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/lanes.sh $(MOLECULE_JOBS) $(MOLECULE_ORDER)
 
-test: setup lint sanity unit molecule
+test: setup lint sanity
+	@echo "==> pytest, lab tests and molecule ($(TEST_JOBS) lanes): $(TEST_ORDER)"
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/lanes.sh $(TEST_JOBS) $(TEST_ORDER)
 	@echo "==> all tests passed"
 
-lab:
-	@echo "make lab arrives with the playbooks and lab issue; until then run 'make test'." >&2
-	@exit 2
+# The local lab (lab/lab.sh): moto as AWS, podman containers as instances, the real playbooks.
+lab: setup
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/lab/lab.sh up
+
+lab-status: venv collection-link
+	@$(ROOT)/lab/lab.sh status
+
+lab-down:
+	@$(ROOT)/lab/lab.sh down
+
+# The lab's own tests: a separate lab (chainops-labtest) built, operated and removed by tests/lab.
+lab-test: setup
+	@echo "==> lab tests (tests/lab)"
+	@rc=0; CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(BIN)/pytest -x -q tests/lab || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no lab tests: treating as failure" >&2; exit 1; fi; exit $$rc
+
+# No-op converge of the lab against ping tasks (tests/bench/converge_bench.py); BENCH_ARGS=--reuse for the dev lab.
+lab-bench: setup
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(BIN)/python $(ROOT)/tests/bench/converge_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(CACHE) $(VENV)

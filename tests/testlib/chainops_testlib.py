@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
@@ -25,6 +26,16 @@ def run_playbook(playbook: str, *args: str, check: bool = True) -> subprocess.Co
     if check and result.returncode != 0:
         raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(command), result.returncode, result.stdout[-6000:], result.stderr[-3000:]))
     return result
+
+
+def wait_for(predicate, timeout: float = 90, message: str = "condition") -> None:
+    """Poll ``predicate`` once a second until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError("timed out waiting for " + message)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -4,7 +4,7 @@ import json
 import time
 
 import testinfra
-from chainops_testlib import open_tcp_ports, podman_hosts, recap, run_playbook
+from chainops_testlib import open_tcp_ports, podman_hosts, recap, run_playbook, wait_for
 
 VALIDATOR, SENTRIES, PUBLIC = "tp-validator", ["tp-sentry-1", "tp-sentry-2"], "tp-public"
 testinfra_hosts = podman_hosts(VALIDATOR, *SENTRIES)
@@ -28,15 +28,6 @@ def wg_peers(name):
     """{public_key: latest_handshake_epoch} from `wg show wg0 dump`."""
     lines = get(name).check_output("wg show wg0 dump").splitlines()[1:]
     return {line.split("\t")[0]: int(line.split("\t")[4]) for line in lines}
-
-
-def wait_for(predicate, timeout=90, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError("timed out waiting for " + message)
 
 
 def ip_of(name):

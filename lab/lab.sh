@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The local lab: a sentry-protected litecoin regtest cluster built by the real playbooks, with moto
+# standing in for AWS and podman containers standing in for EC2 instances.
+#   lab.sh up      moto -> VPC -> provision.yml -> containers -> internet peer -> site.yml -> status
+#   lab.sh status  the status table only
+#   lab.sh down    remove every container, network, process and file the lab made
+# Settings (environment): LAB_NAME (chainops-lab), LAB_STATE (<repo>/.lab), LAB_MOTO_PORT (5055).
+# Called by `make lab` / `make lab-down`, which set up the virtualenv, collection path and image.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export LAB_NAME=${LAB_NAME:-chainops-lab}
+export LAB_STATE=${LAB_STATE:-$ROOT/.lab}
+LAB_MOTO_PORT=${LAB_MOTO_PORT:-5055}
+export AWS_ENDPOINT_URL=http://127.0.0.1:$LAB_MOTO_PORT
+export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+unset AWS_PROFILE AWS_SESSION_TOKEN
+# Ansible's controller-side files stay in the lab state directory too.
+export ANSIBLE_HOME=$LAB_STATE/ansible ANSIBLE_LOCAL_TEMP=$LAB_STATE/ansible/tmp
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-false} ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
+export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
+INVENTORY=(-i "$ROOT/inventories/lab")
+# localhost plays (AWS modules) run with the virtualenv's python: it has boto3.
+LOCAL_PYTHON="ansible_python_interpreter=$(command -v python3)"
+CHANGED=0
+
+step() { printf '\n==> [lab %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+moto_running() {
+  [ -s "$LAB_STATE/moto.pid" ] && kill -0 "$(cat "$LAB_STATE/moto.pid")" 2>/dev/null
+}
+
+start_moto() {
+  if moto_running; then
+    step "AWS stand-in: moto already serving $AWS_ENDPOINT_URL (pid $(cat "$LAB_STATE/moto.pid"))"
+    return
+  fi
+  step "AWS stand-in: starting moto on $AWS_ENDPOINT_URL"
+  setsid moto_server -H 127.0.0.1 -p "$LAB_MOTO_PORT" >"$LAB_STATE/moto.log" 2>&1 < /dev/null &
+  echo $! > "$LAB_STATE/moto.pid"
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null && return
+    moto_running || { cat "$LAB_STATE/moto.log" >&2; echo "moto_server exited (port $LAB_MOTO_PORT busy? set LAB_MOTO_PORT)" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "moto_server did not answer on $AWS_ENDPOINT_URL within 20 s" >&2; exit 1
+}
+
+# Run one playbook with its output streaming, and add its changed tasks to the total.
+play() {
+  local log=$LAB_STATE/last-play.log rc changed
+  set +e
+  ansible-playbook "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  changed=$(awk '/^PLAY RECAP/ {r=1; next} r && / : ok=/ {for (i=1; i<=NF; i++) if ($i ~ /^changed=/) {split($i, a, "="); s+=a[2]}} END {print s+0}' "$log")
+  CHANGED=$((CHANGED + changed))
+  return "$rc"
+}
+
+up() {
+  mkdir -p "$LAB_STATE/ansible/tmp"
+  : "${CHAINOPS_TEST_IMAGE:?set CHAINOPS_TEST_IMAGE (make lab does)}"
+  local started=$SECONDS
+  start_moto
+  step "AWS account: VPC and subnets (lab/world.yml)"
+  play "$ROOT/lab/world.yml" -i localhost, -e "lab_name=$LAB_NAME" -e "$LOCAL_PYTHON"
+  step "provision: security groups, instances, volumes (chainops.validator.provision on moto)"
+  play "$ROOT/playbooks/provision.yml" -i localhost, -e "@$ROOT/lab/provision_topology.yml" \
+    -e "@$LAB_STATE/world.yml" -e "provision_aws_endpoint_url=$AWS_ENDPOINT_URL" -e "$LOCAL_PYTHON"
+  step "inventory: what the ec2_topology plugin sees"
+  ansible-inventory "${INVENTORY[@]}" --graph
+  step "instances: one systemd container per host (lab/containers.yml)"
+  play "$ROOT/lab/containers.yml" "${INVENTORY[@]}"
+  step "internet: a public litecoin peer with a ${LAB_CHAIN_HEIGHT:-200}-block chain (lab/internet.yml)"
+  play "$ROOT/lab/internet.yml" "${INVENTORY[@]}"
+  step "site: the sentry-protected topology (chainops.validator.site)"
+  local site_started=$SECONDS
+  play "$ROOT/playbooks/site.yml" "${INVENTORY[@]}" "$@"
+  # The first converge's duration, for tests/bench/converge_bench.py.
+  [ -e "$LAB_STATE/site-first-seconds" ] || echo $((SECONDS - site_started)) > "$LAB_STATE/site-first-seconds"
+  step "status"
+  status
+  echo "lab up in $((SECONDS - started)) s; changed tasks in this run: $CHANGED"
+  echo "$CHANGED" > "$LAB_STATE/changed"
+}
+
+status() {
+  python3 "$ROOT/lab/status.py" --lab-name "$LAB_NAME" --inventory "$ROOT/inventories/lab"
+}
+
+down() {
+  step "removing lab $LAB_NAME"
+  local containers
+  containers=$(podman ps -aq --filter "label=chainops.lab=$LAB_NAME")
+  [ -z "$containers" ] || podman rm -f -t 0 $containers >/dev/null
+  podman network ls -q --filter "label=chainops.lab=$LAB_NAME" | xargs -r podman network rm >/dev/null
+  if moto_running; then kill "$(cat "$LAB_STATE/moto.pid")"; fi
+  rm -rf "$LAB_STATE"
+  echo "lab $LAB_NAME removed"
+}
+
+case ${1:-up} in
+  up) shift || true; up "$@" ;;
+  status) status ;;
+  down) down ;;
+  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
+esac
