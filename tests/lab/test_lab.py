@@ -110,12 +110,9 @@ def target_group(lab):
 
 def retag(lab, roles):
     """Set the Role tag of lab instances: {Name tag: role}."""
-    client = ec2(lab)
-    for reservation in client.describe_instances(Filters=[{"Name": "tag:Lab", "Values": [NAME]}])["Reservations"]:
-        for instance in reservation["Instances"]:
-            name = {t["Key"]: t["Value"] for t in instance["Tags"]}["Name"]
-            if name in roles and instance["State"]["Name"] == "running":
-                client.create_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": "Role", "Value": roles[name]}])
+    client, ids = ec2(lab), instance_ids(lab)
+    for name, role in roles.items():
+        client.create_tags(Resources=[ids[name]], Tags=[{"Key": "Role", "Value": role}])
 
 
 def status_rows(output):
