@@ -27,11 +27,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
-.PHONY: help setup system-deps venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-down lab-test lab-bench clean
+.PHONY: help setup system-deps venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench clean
 
 help:
 	@echo "make test   - set up (virtualenv, Debian packages, local image) and run every test"
 	@echo "make lab    - set up and build the local lab topology (moto + podman), then print its status"
+	@echo "make lab-playbook PLAYBOOK=rolling_upgrade.yml ARGS='-e node_version=...' - run a playbook against the lab"
 	@echo "make lab-down - remove everything the lab made"
 	@echo "make lint | sanity | unit | molecule [SCENARIOS=node] - run one layer"
 
@@ -89,6 +90,10 @@ lab: setup
 
 lab-status: venv collection-link
 	@$(ROOT)/lab/lab.sh status
+
+# Any playbook against the running lab, e.g. make lab-playbook PLAYBOOK=rolling_upgrade.yml ARGS='-e node_version=...'
+lab-playbook: venv collection-link
+	@$(ROOT)/lab/lab.sh playbook $(or $(PLAYBOOK),site.yml) $(ARGS)
 
 lab-down:
 	@$(ROOT)/lab/lab.sh down

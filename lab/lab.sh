@@ -3,6 +3,9 @@
 # standing in for AWS and podman containers standing in for EC2 instances.
 #   lab.sh up      moto -> VPC -> provision.yml -> containers -> internet peer -> site.yml -> status
 #   lab.sh status  the status table only
+#   lab.sh playbook NAME|PATH [options]
+#                  any playbook against the lab (NAME from playbooks/), e.g.
+#                  lab.sh playbook rolling_upgrade.yml -e node_version=...
 #   lab.sh down    remove every container, network, process and file the lab made
 # Settings (environment): LAB_NAME (chainops-lab), LAB_STATE (<repo>/.lab), LAB_MOTO_PORT (5055).
 # Called by `make lab` / `make lab-down`, which set up the virtualenv, collection path and image.
@@ -89,6 +92,15 @@ status() {
   python3 "$ROOT/lab/status.py" --lab-name "$LAB_NAME" --inventory "$ROOT/inventories/lab"
 }
 
+playbook() {
+  [ $# -gt 0 ] || { echo "usage: $0 playbook NAME|PATH [ansible-playbook options]" >&2; exit 2; }
+  moto_running || { echo "lab $LAB_NAME is not up (make lab builds it)" >&2; exit 1; }
+  local book=$1
+  shift
+  case $book in */*) ;; *) book=$ROOT/playbooks/$book ;; esac
+  exec ansible-playbook "${INVENTORY[@]}" "$book" "$@"
+}
+
 down() {
   step "removing lab $LAB_NAME"
   local containers
@@ -103,6 +115,7 @@ down() {
 case ${1:-up} in
   up) shift || true; up "$@" ;;
   status) status ;;
+  playbook) shift; playbook "$@" ;;
   down) down ;;
-  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|status|playbook|down" >&2; exit 2 ;;
 esac

@@ -26,22 +26,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "lab" / "lab.sh"
-INVENTORY = REPO / "inventories" / "lab"
 RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
 
 
 def lab_env(name, state):
     port = os.environ.get("LAB_MOTO_PORT", "5055" if name == "chainops-lab" else "5056")
-    return dict(os.environ, LAB_NAME=name, LAB_STATE=str(state), LAB_MOTO_PORT=port,
-                AWS_ENDPOINT_URL="http://127.0.0.1:" + port, AWS_ACCESS_KEY_ID="lab", AWS_SECRET_ACCESS_KEY="lab",
-                AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-                ANSIBLE_HOME=str(Path(state) / "ansible"), ANSIBLE_FORCE_COLOR="false")
+    return dict(os.environ, LAB_NAME=name, LAB_STATE=str(state), LAB_MOTO_PORT=port, ANSIBLE_FORCE_COLOR="false")
 
 
 def timed_playbook(env, playbook):
     started = time.perf_counter()
-    proc = subprocess.run(["ansible-playbook", "-i", str(INVENTORY), str(playbook)], env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([str(LAB), "playbook", str(playbook)], env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s" % (playbook, proc.stdout[-4000:]))

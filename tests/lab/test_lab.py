@@ -43,11 +43,9 @@ def run_lab(command, env, check=True):
 
 
 def playbook(lab, name, *args, check=True):
-    """Run a collection playbook against the lab's ec2_topology inventory, as lab.sh does."""
-    env = dict(lab["env"], AWS_ENDPOINT_URL="http://127.0.0.1:%s" % lab["env"]["LAB_MOTO_PORT"], AWS_ACCESS_KEY_ID="lab",
-               AWS_SECRET_ACCESS_KEY="lab", AWS_DEFAULT_REGION="us-east-1", ANSIBLE_HOME=str(lab["state"] / "ansible"))
-    proc = subprocess.run(["ansible-playbook", "-i", str(ROOT / "inventories" / "lab"), str(ROOT / "playbooks" / name), *args],
-                          env=env, capture_output=True, text=True, timeout=2400, check=False)
+    """Run a collection playbook against the lab's ec2_topology inventory (`lab.sh playbook`)."""
+    proc = subprocess.run([str(LAB), "playbook", name, *args], env=lab["env"], capture_output=True, text=True, timeout=2400,
+                          check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%d):\n%s\n%s" % (name, proc.returncode, proc.stdout[-8000:], proc.stderr[-3000:]))
     return proc
