@@ -233,11 +233,12 @@ class TestLifecycle:
             "provision-test"}
 
     def test_inventory_plugin_sees_the_topology(self, world):
-        """The ec2_topology inventory, on the same moto, groups the provisioned hosts: the tag schema matches."""
-        config = world["tmp"] / "lab.ec2_topology.yml"
-        config.write_text(yaml.safe_dump({"plugin": "chainops.validator.ec2_topology", "regions": [REGION],
-                                          "endpoint_url": world["endpoint"], "strict": True,
-                                          "filters": {"tag:ManagedBy": "chainops.validator"}}))
+        """The shipped AWS inventory (inventories/aws), on the same moto, groups the provisioned hosts (the tag
+        schema matches) and composes each host's data volume for the node role."""
+        shipped = yaml.safe_load((REPO_ROOT / "inventories" / "aws" / "ec2_topology.yml").read_text())
+        config = world["tmp"] / "aws.ec2_topology.yml"
+        config.write_text(yaml.safe_dump(dict(shipped, regions=[REGION], endpoint_url=world["endpoint"], strict=True,
+                                              cache=False, filters={"tag:ManagedBy": "chainops.validator"}), sort_keys=False))
         site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "ansible_collections").is_dir())
         env = dict(os.environ, **CREDS)
         env.update(ANSIBLE_COLLECTIONS_PATH="%s:%s" % (REPO_ROOT / ".cache" / "collections", site),
@@ -263,6 +264,15 @@ class TestLifecycle:
         # ansible-inventory marks strings from the inventory as unsafe: {"__ansible_unsafe": value}.
         assert validator in ("ltc-a-validator", {"__ansible_unsafe": "ltc-a-validator"})
         assert "are in availability zone" not in proc.stderr  # the plugin's warning when sentries share one zone
+
+        def plain(value):
+            return value["__ansible_unsafe"] if isinstance(value, dict) else value
+
+        ec2 = clients(world["endpoint"])[0]
+        for name, inst in instances(ec2, **{"tag:ManagedBy": "chainops.validator"}).items():
+            volume_id = next(m["Ebs"]["VolumeId"] for m in inst["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")
+            assert plain(hostvars[name]["node_data_volume_id"]) == volume_id, name
+            assert plain(hostvars[name]["node_data_mount"]) == "/data", name
 
     def test_teardown_leaves_nothing(self, world):
         proc = run(world["endpoint"], world["topology"], state="absent", tmp=world["tmp"])

@@ -27,35 +27,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("losetup")
 TAGS = {"chainops:chain": "litecoin", "chainops:network": "regtest", "chainops:client": "litecoind", "chainops:block-height": "3000"}
 
 
-@pytest.fixture
-def loop_device(tmp_path):
-    devices = []
-
-    def make(populate: bool) -> str:
-        image = tmp_path / ("disk%d.img" % len(devices))
-        subprocess.run(["truncate", "-s", "48M", str(image)], check=True)
-        device = subprocess.run(["losetup", "-f", "--show", str(image)], check=True, capture_output=True, text=True).stdout.strip()
-        devices.append(device)
-        if populate:
-            # What the snapshot holds: the source's data directory, including the source's secret.
-            subprocess.run(["mkfs.ext4", "-q", device], check=True)
-            staging = tmp_path / "populate"
-            staging.mkdir(exist_ok=True)
-            subprocess.run(["mount", device, str(staging)], check=True)
-            try:
-                (staging / "litecoind" / "regtest" / "blocks").mkdir(parents=True)
-                (staging / "litecoind" / "regtest" / "blocks" / "blk00000.dat").write_bytes(b"block" * 1000)
-                (staging / "litecoind" / "regtest" / "wallets").mkdir()
-                (staging / "litecoind" / "regtest" / "wallets" / "source-only").write_text("source secret\n")
-            finally:
-                subprocess.run(["umount", str(staging)], check=True)
-        return device
-
-    yield make
-    for mount in [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if str(tmp_path) in line.split()[1]]:
-        subprocess.run(["umount", mount], check=False)
-    for device in devices:
-        subprocess.run(["losetup", "-d", device], check=False)
+# What the snapshot holds: the source's data directory, including the source's secret.
+SNAPSHOT_FILES = {
+    "litecoind/regtest/blocks/blk00000.dat": b"block" * 1000,
+    "litecoind/regtest/wallets/source-only": b"source secret\n",
+}
 
 
 def task_status(output: str, name: str) -> str:
@@ -118,7 +94,7 @@ def restore_with_udev(tmp_path, aws_env, ec2, instance, device):
 
 def test_ebs_restore_keeps_own_secrets_mounts_by_uuid_and_is_idempotent(aws_env, tmp_path, loop_device):
     ec2, instance, best, _older = setup_aws(aws_env)
-    device = loop_device(populate=True)
+    device = loop_device(SNAPSHOT_FILES)
     (tmp_path / "by-id").mkdir()
     own = tmp_path / "mnt" / "litecoind" / "regtest" / "wallets"
     own.mkdir(parents=True)
@@ -141,7 +117,7 @@ def test_ebs_restore_keeps_own_secrets_mounts_by_uuid_and_is_idempotent(aws_env,
     assert volume["Iops"] == 3000 and volume.get("Throughput") == 125
     assert tags["chainops:restored-for"] == instance and tags["chainops:restored-from"] == best
     assert tags["chainops:block-height"] == "3000" and tags["Name"] == "localhost-data"
-    assert task_status(result.stdout, "Create a file system on a blank device only") == "skipping"
+    assert task_status(result.stdout, "Create a file system on the blank device") == "skipping"
     # Second run: the data directory holds data, nothing happens.
     again = restore(tmp_path, aws_env, instance)
     assert again.returncode == 0, again.stdout[-3000:]
@@ -151,10 +127,10 @@ def test_ebs_restore_keeps_own_secrets_mounts_by_uuid_and_is_idempotent(aws_env,
 
 def test_ebs_restore_blank_volume_gets_a_file_system(aws_env, tmp_path, loop_device):
     ec2, instance, _best, _older = setup_aws(aws_env)
-    device = loop_device(populate=False)
+    device = loop_device(None)
     (tmp_path / "by-id").mkdir()
     result = restore_with_udev(tmp_path, aws_env, ec2, instance, device)
-    assert task_status(result.stdout, "Create a file system on a blank device only") == "changed"
+    assert task_status(result.stdout, "Create a file system on the blank device") == "changed"
     assert "TYPE=ext4" in subprocess.run(["blkid", "-o", "export", device], capture_output=True, text=True, check=False).stdout
     assert subprocess.run(["findmnt", "-n", "-o", "FSTYPE", str(tmp_path / "mnt")], capture_output=True, text=True, check=False).stdout.strip() == "ext4"
 
