@@ -20,6 +20,8 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_SESSION_TOKEN
 # Ansible's controller-side files stay in the lab state directory too.
 export ANSIBLE_HOME=$LAB_STATE/ansible ANSIBLE_LOCAL_TEMP=$LAB_STATE/ansible/tmp
+# The containers' connection: podman exec with pipelining, one exec per task (lab/connection_plugins).
+export ANSIBLE_CONNECTION_PLUGINS=$ROOT/lab/connection_plugins ANSIBLE_PIPELINING=true
 export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-false} ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
 export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
 INVENTORY=(-i "$ROOT/inventories/lab")
