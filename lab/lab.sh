@@ -23,7 +23,7 @@ export ANSIBLE_HOME=$LAB_STATE/ansible ANSIBLE_LOCAL_TEMP=$LAB_STATE/ansible/tmp
 # The containers' connection: podman exec with pipelining, one exec per task (lab/connection_plugins).
 export ANSIBLE_CONNECTION_PLUGINS=$ROOT/lab/connection_plugins ANSIBLE_PIPELINING=true
 export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-false} ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default
-export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
+export ANSIBLE_CALLBACK_RESULT_FORMAT=${ANSIBLE_CALLBACK_RESULT_FORMAT:-yaml} ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DISPLAY_OK_HOSTS=${ANSIBLE_DISPLAY_OK_HOSTS:-false}
 INVENTORY=(-i "$ROOT/inventories/lab")
 # localhost plays (AWS modules) run with the virtualenv's python: it has boto3.
 LOCAL_PYTHON="ansible_python_interpreter=$(command -v python3)"

@@ -27,7 +27,9 @@ NEW_VERSION = "0.21.2.1-1+b1+lab1"
 def lab(tmp_path_factory):
     assert os.environ.get("CHAINOPS_TEST_IMAGE"), "CHAINOPS_TEST_IMAGE is not set: run through `make lab-test`"
     state = tmp_path_factory.mktemp("lab") / "state"
-    env = dict(os.environ, LAB_NAME=NAME, LAB_STATE=str(state), LAB_MOTO_PORT=str(free_port()), ANSIBLE_FORCE_COLOR="false")
+    # JSON results: messages the tests look for stay on one line (YAML folds them at 80 columns).
+    env = dict(os.environ, LAB_NAME=NAME, LAB_STATE=str(state), LAB_MOTO_PORT=str(free_port()), ANSIBLE_FORCE_COLOR="false",
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     try:
         lab = {"env": env, "state": state, "first": run_lab("up", env)}
         yield lab
