@@ -37,20 +37,17 @@ def lab(tmp_path_factory):
         run_lab("down", env, check=False)
 
 
-def run_lab(command, env, check=True):
-    proc = subprocess.run([str(LAB), command], env=env, capture_output=True, text=True, timeout=2400, check=False)
+def run_lab(command, env, *args, check=True):
+    proc = subprocess.run([str(LAB), command, *args], env=env, capture_output=True, text=True, timeout=2400, check=False)
     if check and proc.returncode != 0:
-        raise AssertionError("lab.sh %s failed (%d):\n%s\n%s" % (command, proc.returncode, proc.stdout[-8000:], proc.stderr[-3000:]))
+        raise AssertionError("lab.sh %s failed (%d):\n%s\n%s" % (" ".join((command,) + args), proc.returncode, proc.stdout[-8000:],
+                                                                 proc.stderr[-3000:]))
     return proc
 
 
 def playbook(lab, name, *args, check=True):
     """Run a collection playbook against the lab's ec2_topology inventory (`lab.sh playbook`)."""
-    proc = subprocess.run([str(LAB), "playbook", name, *args], env=lab["env"], capture_output=True, text=True, timeout=2400,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError("%s failed (%d):\n%s\n%s" % (name, proc.returncode, proc.stdout[-8000:], proc.stderr[-3000:]))
-    return proc
+    return run_lab("playbook", lab["env"], name, *args, check=check)
 
 
 def on(host, *argv, check=True):
