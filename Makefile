@@ -18,6 +18,9 @@ MOLECULE_JOBS  ?= 2
 # `make test` runs pytest (unit), the lab tests and every scenario together in TEST_JOBS lanes.
 TEST_ORDER     := topology lab unit $(filter-out topology,$(MOLECULE_ORDER))
 TEST_JOBS      ?= 3
+# Podman networks the lab, the lab tests and the scenarios create (each must have DNS).
+NETWORKS := chainops-lab chainops-labtest $(sort $(shell sed -n 's/^ *network: *\([A-Za-z0-9_.-]*\).*/\1/p' molecule/*/molecule.yml))
+DOCTOR   := $(ROOT)/tests/harness/doctor.sh
 
 export CONTAINERS_CONF := $(ROOT)/tests/harness/containers.conf
 # Collections of the `ansible` package are found on sys.path (COLLECTIONS_SCAN_SYS_PATH).
@@ -27,11 +30,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
-.PHONY: help setup system-deps venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench clean
+.PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench clean
 
 help:
 	@echo "make test   - set up (virtualenv, Debian packages, local image) and run every test"
 	@echo "make lab    - set up and build the local lab topology (moto + podman), then print its status"
+	@echo "make doctor - try each capability the lab and tests need (container DNS, systemd, WireGuard, nftables, ...)"
 	@echo "make lab-playbook PLAYBOOK=rolling_upgrade.yml ARGS='-e node_version=...' - run a playbook against the lab"
 	@echo "make lab-down - remove everything the lab made"
 	@echo "make lint | sanity | unit | molecule [SCENARIOS=node] - run one layer"
@@ -61,7 +65,17 @@ image: system-deps
 artifacts: system-deps
 	@$(ROOT)/tests/harness/fetch-artifacts.sh
 
-setup: system-deps venv collection-link image artifacts
+# A network made before the DNS plugin was installed is removed, so the next run recreates it with DNS.
+networks: system-deps
+	@$(ROOT)/tests/harness/networks.sh $(NETWORKS)
+
+setup: system-deps venv collection-link image artifacts networks
+
+# Each capability tried once (tests/harness/doctor.sh), with a one-line fix for what is missing.
+# `make lab` and `make test` run it right after the install step, before any real work.
+doctor:
+	@echo "==> doctor"
+	@$(DOCTOR)
 
 lint: venv collection-link
 	@echo "==> ansible-lint (production profile)"
@@ -70,7 +84,8 @@ lint: venv collection-link
 sanity: venv
 	@$(ROOT)/tests/harness/sanity.sh
 
-unit: setup
+# No container image needed: pytest's tests run on the controller and against moto.
+unit: system-deps venv collection-link artifacts
 	@echo "==> pytest"
 	@rc=0; $(BIN)/pytest -q tests/unit tests/integration || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure" >&2; exit 1; fi; exit $$rc
@@ -79,13 +94,15 @@ molecule: setup
 	@echo "==> molecule ($(MOLECULE_JOBS) lanes): $(MOLECULE_ORDER)"
 	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/lanes.sh $(MOLECULE_JOBS) $(MOLECULE_ORDER)
 
-test: setup lint sanity
+test: setup
+	@$(MAKE) --no-print-directory doctor lint sanity
 	@echo "==> pytest, lab tests and molecule ($(TEST_JOBS) lanes): $(TEST_ORDER)"
 	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/lanes.sh $(TEST_JOBS) $(TEST_ORDER)
 	@echo "==> all tests passed"
 
 # The local lab (lab/lab.sh): moto as AWS, podman containers as instances, the real playbooks.
 lab: setup
+	@$(MAKE) --no-print-directory doctor
 	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/lab/lab.sh up
 
 lab-status: venv collection-link

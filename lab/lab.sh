@@ -105,9 +105,7 @@ playbook() {
 
 down() {
   step "removing lab $LAB_NAME"
-  local containers
-  containers=$(podman ps -aq --filter "label=chainops.lab=$LAB_NAME")
-  [ -z "$containers" ] || podman rm -f -t 0 $containers >/dev/null
+  podman ps -aq --filter "label=chainops.lab=$LAB_NAME" | xargs -r podman rm -f -t 0 >/dev/null
   podman network ls -q --filter "label=chainops.lab=$LAB_NAME" | xargs -r podman network rm >/dev/null
   if moto_running; then kill "$(cat "$LAB_STATE/moto.pid")"; fi
   rm -rf "$LAB_STATE"

@@ -17,6 +17,8 @@ tarball="$cache/rootfs-bookworm-${recipe_hash}.tar"
 mirror="${CHAINOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 echo "==> building $image with mmdebstrap from $mirror (~1 min)" >&2
 # --mode=auto: real root when run as root, a user namespace (unshare) otherwise.
+# The hooks are run by mmdebstrap's shell with the root directory as $1: single quotes on purpose.
+# shellcheck disable=SC2016
 mmdebstrap --mode=auto --variant=minbase \
   --include=python3,python3-apt,systemd,systemd-sysv,dbus,iproute2,ca-certificates,procps,sudo \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \

@@ -29,6 +29,7 @@ export logs
 
 : > "$logs/summary"
 rc=0
+# shellcheck disable=SC2016 # $1 belongs to the inner bash
 printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {} || rc=$?
 echo "==> lanes summary"; cat "$logs/summary"
 if [ "$rc" -ne 0 ]; then

@@ -6,7 +6,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="${CHAINOPS_CACHE:?}/sanity/ansible_collections/chainops/validator"
 rm -rf "$dest"
 mkdir -p "$dest"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -- {} "$dest" 2>/dev/null || true)
+(cd "$root" || exit 1; git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -- {} "$dest" 2>/dev/null || true)
 # Collections this one depends on (from galaxy.yml) sit beside it, taken from the `ansible` package.
 source_collections="$(python3 -c 'import ansible_collections, os; print(os.path.dirname(ansible_collections.__file__) if ansible_collections.__file__ else list(ansible_collections.__path__)[0])')"
 for dependency in $(python3 -c 'import sys, yaml; print(" ".join(yaml.safe_load(open(sys.argv[1]))["dependencies"] or {}))' "$root/galaxy.yml"); do
@@ -31,4 +31,12 @@ mkdir -p "$(dirname "$bootstrap")"
 cp "$root/tests/harness/get_pip_offline.py" "$bootstrap"
 echo "==> ansible-test sanity"
 python_version="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-exec "$venv/bin/ansible-test" sanity --local --requirements --python "$python_version" --color no "$@"
+log="${CHAINOPS_CACHE}/sanity.log"
+rc=0
+"$venv/bin/ansible-test" sanity --local --requirements --python "$python_version" --color no "$@" 2>&1 | tee "$log" || rc=$?
+# ansible-test skips a test whose program is missing (shellcheck, ...) with only a warning: that is a failure here.
+if grep -E 'Required program .* not found|Skipping sanity test' "$log" >&2; then
+  echo "sanity: a test was skipped for a missing program (make system-deps installs it)" >&2
+  exit 1
+fi
+exit "$rc"

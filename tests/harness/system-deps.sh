@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the harness needs (podman, runc, mmdebstrap, test nodes).
-# Only installs what is missing, so a second run costs one dpkg query.
+# Installs the Debian packages the harness needs (podman, runc, mmdebstrap, test nodes, the sanity
+# test's shellcheck). Only installs what is missing, so a second run costs one dpkg query.
+# The container DNS plugin is not pulled in by podman with --no-install-recommends: without it a new
+# podman (CNI) network has no name resolution and lab hosts cannot dial each other by name.
 set -euo pipefail
-packages=(podman runc mmdebstrap uidmap slirp4netns python3-venv
-          litecoind wireguard-go wireguard-tools nftables zstd lz4 curl openssl)
+packages=(podman runc golang-github-containernetworking-plugin-dnsname mmdebstrap uidmap slirp4netns
+          python3-venv shellcheck litecoind wireguard-go wireguard-tools nftables zstd lz4 curl openssl)
 # npm fetches test artifacts; any npm will do (a machine may have Node.js from elsewhere,
 # whose nodejs package conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
