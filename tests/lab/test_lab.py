@@ -3,22 +3,27 @@ an operator runs on it (check mode, double-sign guard, rolling upgrade with a br
 then `lab.sh down` leaving nothing behind. Tests run in file order on one lab."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
-from chainops_testlib import recap, wait_for
+import testinfra
+from chainops_testlib import open_tcp_ports, recap, wait_for
 from moto_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab" / "lab.sh"
 NAME = "chainops-labtest"
 VALIDATOR, STANDBY, SENTRIES = "ltc-validator", "ltc-standby", ["ltc-sentry-1", "ltc-sentry-2"]
+HUBS, THIRD = [VALIDATOR, STANDBY], "ltc-sentry-3"
+MEMBERS = HUBS + SENTRIES
 CLI = ["litecoin-cli", "-conf=/etc/chainops/litecoind/rpc.conf", "-datadir=/var/lib/litecoind", "-chain=regtest", "-rpcport=19443"]
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
 
@@ -57,6 +62,11 @@ def on(host, *argv, check=True):
     return proc.stdout.strip()
 
 
+def host_of(name):
+    """A testinfra host on the lab container (podman exec, no Ansible)."""
+    return testinfra.get_host("podman://%s-%s" % (NAME, name))
+
+
 def node_active(host):
     return on(host, "systemctl", "is-active", "litecoind", check=False) == "active"
 
@@ -77,6 +87,49 @@ def installed_version(host):
 
 def started_at(host):
     return on(host, "systemctl", "show", "litecoind", "-p", "ActiveEnterTimestampMonotonic")
+
+
+def chain(host):
+    return json.loads(on(host, *CLI, "getblockchaininfo"))
+
+
+def mine(host, blocks):
+    on(host, *CLI, "generatetodescriptor", str(blocks), "raw(51)")
+
+
+def wg_state(host):
+    """The host's persisted WireGuard state: address, cidr, role, public_key."""
+    return json.loads(on(host, "cat", "/etc/chainops/wireguard.json"))
+
+
+def wg_peers(host):
+    """{public_key: latest_handshake_epoch} from `wg show wg0 dump`."""
+    lines = on(host, "wg", "show", "wg0", "dump").splitlines()[1:]
+    return {line.split("\t")[0]: int(line.split("\t")[4]) for line in lines}
+
+
+def ip_of(host):
+    return on(host, "hostname", "-I").split()[0]
+
+
+def secrets_of(host):
+    """The private key and every preshared key on a host (to grep output for them)."""
+    return on(host, "sh", "-c", "cat /etc/wireguard/wg0.key /etc/wireguard/psk/*.psk").split()
+
+
+def psk_digest(host, peer):
+    """sha256 of the preshared key `host` keeps for `peer` (compared, never printed)."""
+    return hashlib.sha256(on(host, "cat", "/etc/wireguard/psk/%s.psk" % peer).strip().encode()).hexdigest()
+
+
+def live_psk_digests(host):
+    """{peer public key: sha256 of the preshared key the live interface uses}."""
+    lines = on(host, "wg", "show", "wg0", "preshared-keys").splitlines()
+    return {key: hashlib.sha256(psk.encode()).hexdigest() for key, psk in (line.split("\t") for line in lines)}
+
+
+def tunnel_started_at(host):
+    return on(host, "systemctl", "show", "wg-quick@wg0", "-p", "ActiveEnterTimestampMonotonic")
 
 
 def ec2(lab):
@@ -142,6 +195,70 @@ def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
     assert json.loads(on(VALIDATOR, "cat", "/etc/chainops/signer.json")) == {"cluster": "ltc", "host": VALIDATOR}
 
 
+# The WireGuard topology, checked on the converged lab (what molecule/topology used to converge on its own).
+def test_private_keys_are_root_only(lab):
+    for name in MEMBERS:
+        host = host_of(name)
+        key = host.file("/etc/wireguard/wg0.key")
+        assert key.exists and key.user == "root" and key.mode == 0o600, name
+        assert host.file("/etc/wireguard/wg0.conf").mode == 0o600, name
+        assert "PrivateKey" not in host.file("/etc/wireguard/wg0.conf").content_string, name
+
+
+def test_overlay_addresses_are_distinct_and_in_one_cidr(lab):
+    states = {name: wg_state(name) for name in MEMBERS}
+    assert len({s["address"] for s in states.values()}) == len(MEMBERS)
+    assert len({s["cidr"] for s in states.values()}) == 1
+    assert states[VALIDATOR]["role"] == "validator" and states[STANDBY]["role"] == "standby"
+
+
+def test_preshared_keys_are_per_pair_identical_on_both_ends_and_live(lab):
+    digests = set()
+    for hub in HUBS:
+        hub_live = live_psk_digests(hub)
+        for name in SENTRIES:
+            for host, peer in ((hub, name), (name, hub)):
+                key = host_of(host).file("/etc/wireguard/psk/%s.psk" % peer)
+                assert key.user == "root" and key.mode == 0o600, (host, peer)
+            digest = psk_digest(hub, name)
+            assert digest == psk_digest(name, hub), "the two ends of %s-%s hold different keys" % (hub, name)
+            assert hub_live[wg_state(name)["public_key"]] == digest, "%s's live key for %s" % (hub, name)
+            assert live_psk_digests(name)[wg_state(hub)["public_key"]] == digest, "%s's live key for %s" % (name, hub)
+            digests.add(digest)
+        assert "PresharedKey =" not in on(hub, "cat", "/etc/wireguard/wg0.conf")
+    assert len(digests) == len(HUBS) * len(SENTRIES)  # one key per pair
+
+
+def test_hubs_tunnel_to_exactly_their_sentries_with_recent_handshakes(lab):
+    sentry_keys = {wg_state(name)["public_key"] for name in SENTRIES}
+    wait_for(lambda: set(wg_peers(VALIDATOR)) == sentry_keys and all(time.time() - t < 180 for t in wg_peers(VALIDATOR).values()),
+             message="the validator's handshakes with both sentries")
+    assert set(wg_peers(STANDBY)) == sentry_keys
+    allowed = on(VALIDATOR, "wg", "show", "wg0", "allowed-ips")
+    for name in SENTRIES:
+        assert "%s/32" % wg_state(name)["address"] in allowed
+        # hub and spoke: a sentry tunnels to the hubs only, never to another sentry
+        assert set(wg_peers(name)) == {wg_state(hub)["public_key"] for hub in HUBS}
+    assert "PersistentKeepalive" not in on(VALIDATOR, "cat", "/etc/wireguard/wg0.conf")
+
+
+def test_firewall_is_an_own_default_deny_table(lab):
+    for name in MEMBERS:
+        ruleset = on(name, "nft", "list", "table", "inet", "chainops")
+        assert "policy drop" in ruleset and "192.0.2.0/24" in ruleset, name
+        assert on(name, "systemctl", "is-enabled", "chainops-firewall") == "enabled", name
+
+
+def test_no_tcp_port_of_a_hub_answers_the_internet(lab):
+    internet = host_of("internet")
+    for hub in HUBS:
+        assert open_tcp_ports(internet, ip_of(hub)) == [], hub
+    for name in SENTRIES:
+        assert open_tcp_ports(internet, ip_of(name), 19400, 19500) == [19444], name  # P2P open, RPC (19443) not
+    # The validator's P2P port answers on the overlay, from a sentry.
+    assert open_tcp_ports(host_of(SENTRIES[0]), wg_state(VALIDATOR)["address"], 19443, 19444) == [19444]
+
+
 def test_second_run_is_a_no_op(lab):
     proc = run_lab("up", lab["env"])
     assert "changed tasks in this run: 0" in proc.stdout, proc.stdout[-4000:]
@@ -159,6 +276,64 @@ def test_validator_sees_blocks_only_through_its_sentries(lab):
     peers = {p["addr"].rsplit(":", 1)[0] for p in json.loads(on(VALIDATOR, *CLI, "getpeerinfo"))}
     overlay = {json.loads(on(h, "cat", "/etc/chainops/wireguard.json"))["address"] for h in SENTRIES}
     assert peers and peers <= overlay, (peers, overlay)
+
+
+def test_blocks_mined_on_the_validator_reach_the_internet_which_never_learns_it(lab):
+    start = chain(VALIDATOR)["blocks"]
+    mine(VALIDATOR, 20)
+    wait_for(lambda: chain("internet")["blocks"] >= start + 20, message="the internet to get the validator's blocks")
+    assert chain("internet")["bestblockhash"] == chain(VALIDATOR)["bestblockhash"]
+    hidden = {ip_of(hub) for hub in HUBS} | {wg_state(hub)["address"] for hub in HUBS} | set(HUBS)
+    peers = json.loads(on("internet", *CLI, "getpeerinfo"))
+    assert peers and not {p["addr"].rsplit(":", 1)[0] for p in peers} & hidden
+    known = json.loads(on("internet", *CLI, "getnodeaddresses", "0"))
+    assert not {entry["address"] for entry in known} & hidden
+
+
+def test_validator_keeps_peering_through_the_other_sentry_when_one_stops(lab):
+    on(SENTRIES[0], "systemctl", "stop", "litecoind")
+    try:
+        start = chain(VALIDATOR)["blocks"]
+        mine(VALIDATOR, 5)
+        wait_for(lambda: chain("internet")["blocks"] >= start + 5, message="blocks through the remaining sentry")
+    finally:
+        on(SENTRIES[0], "systemctl", "start", "litecoind")
+    wait_for(lambda: health(SENTRIES[0]) == 200, timeout=120, message="the restarted sentry's /health")
+
+
+def test_limit_run_on_one_sentry_keeps_every_tunnel(lab):
+    before = {name: tunnel_started_at(name) for name in MEMBERS}
+    peers_before = wg_peers(VALIDATOR)
+    proc = playbook(lab, "site.yml", "--limit", SENTRIES[0])
+    assert recap(proc.stdout)[SENTRIES[0]]["changed"] == 0, proc.stdout[-3000:]
+    assert set(wg_peers(VALIDATOR)) == set(peers_before)
+    assert set(wg_peers(SENTRIES[0])) == {wg_state(hub)["public_key"] for hub in HUBS}
+    assert {name: tunnel_started_at(name) for name in MEMBERS} == before
+
+
+def test_key_rotation_keeps_the_cluster_connected_and_prints_no_key(lab):
+    """One site run for two checks: the rotation, at -vvv, prints neither the old private and preshared
+    keys nor the new ones."""
+    old_keys = {name: wg_state(name)["public_key"] for name in MEMBERS}
+    old_psks = {(hub, name): psk_digest(hub, name) for hub in HUBS for name in SENTRIES}
+    old_secrets = [key for name in MEMBERS for key in secrets_of(name)]
+    assert len(old_secrets) == len(MEMBERS) + 2 * len(old_psks) and all(len(key) == 44 for key in old_secrets)
+    rotated_at = time.time()
+    proc = playbook(lab, "site.yml", "-vvv", "-e", "wireguard_sentry_rotate_keys=true")
+    new_keys = {name: wg_state(name)["public_key"] for name in MEMBERS}
+    assert all(new_keys[name] != old_keys[name] for name in MEMBERS)
+    for (hub, name), digest in old_psks.items():
+        assert psk_digest(hub, name) != digest and psk_digest(name, hub) == psk_digest(hub, name)
+    new_secrets = [key for name in MEMBERS for key in secrets_of(name)]
+    assert not set(new_secrets) & set(old_secrets)
+    for secret in old_secrets + new_secrets:
+        assert secret not in proc.stdout and secret not in proc.stderr, "a key was printed"
+    wait_for(lambda: set(wg_peers(VALIDATOR)) == {new_keys[name] for name in SENTRIES}
+             and all(t >= rotated_at for t in wg_peers(VALIDATOR).values()),
+             timeout=180, message="handshakes with the rotated keys")
+    start = chain(VALIDATOR)["blocks"]
+    mine(VALIDATOR, 3)
+    wait_for(lambda: chain("internet")["blocks"] >= start + 3, message="blocks after the rotation")
 
 
 def test_double_sign_guard_refuses_a_second_signer(lab):
@@ -213,6 +388,48 @@ def test_failover_moves_the_signer(lab):
     playbook(lab, "site.yml", "--limit", "%s,%s" % (VALIDATOR, STANDBY))
     assert node_active(STANDBY) and not node_active(VALIDATOR)
     wait_for(lambda: health(STANDBY) == 200, timeout=60, message="the new signer's /health")
+
+
+def test_a_third_sentry_joins_and_nobody_is_renumbered(lab):
+    """Scale-out as an operator does it: provision one more sentry, then the same `make lab` path. After
+    the failover above, ltc-standby is the cluster's signing validator."""
+    signer = STANDBY
+    before = {name: wg_state(name)["address"] for name in MEMBERS}
+    started = tunnel_started_at(signer)
+    proc = run_lab("up", dict(lab["env"], LAB_SENTRY_COUNT="3"))
+    assert recap(proc.stdout)[THIRD]["failed"] == 0
+    assert {name: wg_state(name)["address"] for name in MEMBERS} == before
+    third = wg_state(THIRD)
+    assert third["address"] not in before.values() and third["role"] == "sentry"
+    wait_for(lambda: third["public_key"] in wg_peers(signer), message="the signer to add the third sentry")
+    assert len(wg_peers(signer)) == 3
+    assert tunnel_started_at(signer) == started  # peers added live (syncconf), no restart
+    rows = status_rows(proc.stdout)
+    assert rows[THIRD]["node"] == "active" and rows[THIRD]["/health"] == "200", rows[THIRD]
+    assert re.search(r"%s\s+sentry\s+\S+\s+open: 19444\s+ok" % THIRD, proc.stdout)
+
+
+def test_signing_waits_a_bounded_time_for_healthy_sentries_and_says_why(lab):
+    """No sentry can sync (the internet and both hubs' nodes stopped, so every sentry has 0 peers): the
+    validator does not start, within the bound, and the message names each sentry's reasons."""
+    signer, sentries = STANDBY, SENTRIES + [THIRD]
+    for name in ("internet", signer, VALIDATOR):
+        on(name, "systemctl", "stop", "litecoind")
+    wait_for(lambda: all(health(name) == 503 for name in sentries), timeout=60, message="the sentries to lose their peers")
+    bound = 20
+    proc = playbook(lab, "site.yml", "--limit", signer, "-e", "chainops_site_sentry_health_timeout=%d" % bound, check=False)
+    assert proc.returncode != 0
+    match = re.search(r"%s does not start signing: 0 of its sentries \((?P<asked>[^)]*)\) answered /health 200 "
+                      r"after (?P<waited>\d+) s of waiting \(bound %d s\), 1 needed\. Last seen: (?P<seen>[^\"]*)" % (signer, bound),
+                      proc.stdout)
+    assert match, proc.stdout[-4000:]
+    assert match["asked"].split(", ") == sentries
+    assert bound <= int(match["waited"]) <= bound + 20
+    seen = dict(part.split(": ", 1) for part in match["seen"].split(" | "))
+    assert sorted(seen) == sentries
+    for name in sentries:
+        assert seen[name].startswith("HTTP 503:") and "peers: 0 peers, minimum is 1" in seen[name], seen
+    assert not node_active(signer)
 
 
 def test_down_leaves_nothing(lab):
