@@ -20,6 +20,8 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_SESSION_TOKEN
 # Ansible's controller-side files stay in the lab state directory too.
 export ANSIBLE_HOME=$LAB_STATE/ansible ANSIBLE_LOCAL_TEMP=$LAB_STATE/ansible/tmp
+# An inventory error fails the run instead of leaving an empty inventory (inventories/aws/ansible.cfg).
+export ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED=true
 # The containers' connection: podman exec with pipelining, one exec per task (lab/connection_plugins).
 export ANSIBLE_CONNECTION_PLUGINS=$ROOT/lab/connection_plugins ANSIBLE_PIPELINING=true
 export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-false} ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default

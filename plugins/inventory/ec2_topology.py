@@ -528,6 +528,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def verify_file(self, path):
         return super(InventoryModule, self).verify_file(path) and path.endswith(("ec2_topology.yml", "ec2_topology.yaml"))
 
+    def _read_config_data(self, path):
+        """Ansible ignores keys a plugin does not declare: a misspelt option (``stict: true``) would be
+        dropped without a word, so unknown keys are refused, all of them named."""
+        config = super(InventoryModule, self)._read_config_data(path)
+        unknown = sorted(set(config) - set(self._options) - {"plugin"})
+        if unknown:
+            raise AnsibleParserError("%s: unknown option(s) %s; the plugin's options are: %s"
+                                     % (path, ", ".join(map(str, unknown)), ", ".join(sorted(self._options))))
+        return config
+
     def _opt(self, name):
         value = self.get_option(name)
         if name in _TEMPLATED_OPTIONS and isinstance(value, str) and "{{" in value:

@@ -381,8 +381,10 @@ def _cluster(checker, where, spec, subnets, common_tags):
 
     admin = checker.cidrs(where + ".admin_cidrs", spec.get("admin_cidrs"))
     for network_ in admin:
-        if network_.prefixlen == 0:
-            checker.add(where + ".admin_cidrs", "must not contain %s: SSH would be open to the internet" % network_)
+        # /0, or the internet in a few wide pieces (0.0.0.0/1 + 128.0.0.0/1): SSH would be open to everyone.
+        if network_.prefixlen < 8:
+            checker.add(where + ".admin_cidrs", "must not contain %s (wider than /8): SSH would be open to the internet"
+                        % network_)
     health = checker.cidrs(where + ".health_cidrs", spec.get("health_cidrs"))
     for network_ in health:
         if network_.prefixlen == 0:
@@ -411,6 +413,13 @@ def _cluster(checker, where, spec, subnets, common_tags):
                 p2p.append(parsed)
         if wireguard_port is not None and any(proto == "udp" and lo <= wireguard_port <= hi for proto, lo, hi in p2p):
             checker.add(where + ".wireguard_port", "%d overlaps a public UDP P2P port" % wireguard_port)
+        # P2P ports are open to 0.0.0.0/0 on the sentries: they must not cover SSH or the health check.
+        for port_key, port in (("ssh_port", ssh_port), ("health_port", health_port)):
+            if port is not None and any(proto == "tcp" and lo <= port <= hi for proto, lo, hi in p2p):
+                checker.add(where + ".p2p_ports", "covers the %s %d: it would be open to the internet on every sentry"
+                            % (port_key, port))
+    if ssh_port is not None and health_port is not None and ssh_port == health_port:
+        checker.add(where + ".health_port", "%d is the ssh_port: health_cidrs would reach SSH" % health_port)
 
     zone = spec.get("hosted_zone")
     if zone is not None:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run test jobs in parallel lanes: the containers wait on systemd, apt and the nodes far more than
 # they use the CPU. A job is a molecule scenario, or `unit` (pytest tests/unit tests/integration),
-# `lab` (pytest tests/lab: the preflight's own tests, then the lab built, operated and removed),
+# `lab-topology` and `lab-operations` (tests/lab: two labs built, checked or operated, and removed;
+# the second lane also runs the preflight's own tests),
+# `inputs` (pytest tests/inputs: bad input against a real host, which must not change),
 # `sanity` (ansible-test) or `lint` (ansible-lint). Each line is prefixed with its job, so progress
 # stays visible. pytest's exit code 5 (nothing collected) is a failure. At the end: the lane table,
 # each job's start and duration, against the CI budget (CHAINOPS_CI_BUDGET seconds, default 35 min)
@@ -22,7 +24,9 @@ run_one() {
   set +e
   case $name in
     unit) pytest -q -p no:cacheprovider -n "${CHAINOPS_UNIT_WORKERS:-2}" --dist loadfile tests/unit tests/integration ;;
-    lab) pytest -q -x -p no:cacheprovider tests/lab ;;
+    lab-topology) pytest -q -x -p no:cacheprovider tests/lab/test_lab_topology.py ;;
+    lab-operations) pytest -q -x -p no:cacheprovider tests/lab/test_doctor.py tests/lab/test_lab_operations.py ;;
+    inputs) pytest -q -p no:cacheprovider tests/inputs ;;
     sanity) "$here/sanity.sh" ;;
     lint) ansible-lint --offline ;;
     *) molecule test -s "$name" ;;
@@ -48,7 +52,8 @@ printf '%-16s %6d %6d %4s\n' "setup+doctor" 0 "$((lanes_started - CHAINOPS_TEST_
 sort -k3,3n "$logs/summary" | while read -r name job_rc start seconds; do
   printf '%-16s %6d %6d %4d\n' "$name" "$start" "$seconds" "$job_rc"
 done
-printf '%-16s %6s %6d %4s   budget %d s: %s\n' total "" "$total" "$rc" "$budget" "$([ "$total" -le "$budget" ] && echo within || echo OVER)"
+printf '%-16s %6s %6d %4s   budget %d s: %s\n' total "" "$total" "$([ "$rc" -eq 0 ] && echo 0 || echo fail)" "$budget" \
+  "$([ "$total" -le "$budget" ] && echo within || echo OVER)"
 if [ "$rc" -ne 0 ]; then
   echo "==> failed jobs (logs in $logs):" >&2
   awk '$2 != 0 {print "  " $1 " rc=" $2}' "$logs/summary" >&2

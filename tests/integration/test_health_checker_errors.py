@@ -40,7 +40,7 @@ def test_no_url_without_the_node_role(tmp_path):
 
 def test_bad_node_url(tmp_path):
     result = run_role(tmp_path, dict(BASE, health_checker_node_url="localhost:9332"))
-    assert_fails_before_changes(result, "health_checker_node_url: bad URL 'localhost:9332': scheme must be http or https")
+    assert_fails_before_changes(result, "health_checker_node_url: 'localhost:9332' is not valid: must be a URL starting with http:// or https://")
 
 
 def test_negative_thresholds_are_all_reported(tmp_path):
@@ -71,7 +71,7 @@ def test_relative_reference_credential_file(tmp_path):
     result = run_role(tmp_path, dict(BASE, health_checker_references=[
         {"name": "b", "url": "http://10.0.0.3:9332", "password_file": "relative/path"}]))
     assert_fails_before_changes(
-        result, "health_checker_references[0].password_file: must be an absolute path on the host, got 'relative/path'")
+        result, "health_checker_references[0].password_file: 'relative/path' is not valid: must be an absolute path")
 
 
 def test_reference_host_not_in_inventory(tmp_path):

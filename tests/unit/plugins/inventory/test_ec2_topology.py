@@ -621,6 +621,26 @@ def test_topology_problems_fail_in_strict_mode(broken_fleet, proxy, inventory):
             assert "- " + message in run.text
 
 
+def test_strict_errors_fail_the_run_only_with_the_shipped_setting(broken_fleet, proxy, inventory):
+    """Ansible turns any inventory plugin error into a warning unless told otherwise: with Ansible's
+    defaults a strict topology error leaves an empty inventory and exit 0; with the ansible.cfg the
+    collection ships next to its inventories (inventory.any_unparsed_is_failed) the run fails."""
+    shipped = str(REPO / "inventories" / "aws" / "ansible.cfg")
+    defaults = inventory({"regions": ["us-east-1"], "strict": True}, env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": None})
+    assert defaults.rc == 0 and "topology errors (strict mode)" in defaults.text and not defaults.hosts
+    failed = inventory({"regions": ["us-east-1"], "strict": True},
+                       env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": None, "ANSIBLE_CONFIG": shipped})
+    assert failed.rc != 0 and "Completely failed to parse inventory source" in failed.text
+    assert "topology errors (strict mode)" in failed.text
+
+
+def test_unknown_options_are_refused_all_named(aws_env, proxy, inventory):
+    run = inventory({"regions": ["us-east-1"], "stict": True, "min_sentry": 3})
+    assert run.rc != 0
+    assert "unknown option(s) min_sentry, stict; the plugin's options are:" in run.text
+    assert "strict" in run.text.split("the plugin's options are:")[1]
+
+
 def test_overlapping_and_too_small_cidrs(aws_env, proxy, inventory):
     ec2 = client(aws_env, "us-east-1")
     for cluster in ("left", "right"):

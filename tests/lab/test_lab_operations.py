@@ -1,0 +1,106 @@
+"""The operations an operator runs on a lab of its own (tests/lab/test_lab_topology.py checks the
+topology on another): the double-sign guard, a rolling upgrade whose build is broken on the second
+host, a validator failover, the bounded wait for healthy sentries, then `lab.sh down`. Tests run in
+file order on one lab."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+from chainops_testlib import wait_for
+from labkit import CLI, ROOT, SENTRIES, STANDBY, VALIDATOR, Lab, assert_down_leaves_nothing
+
+NEW_VERSION = "0.21.2.1-1+b1+lab1"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab("chainops-labops", tmp_path_factory.mktemp("lab") / "state")
+    try:
+        lab.first = lab.up()
+        yield lab
+    finally:
+        lab.down(check=False)
+
+
+def test_double_sign_guard_refuses_a_second_signer(lab):
+    """Tags swapped without a failover: the new 'validator' must not start while the old one signs."""
+    lab.retag({VALIDATOR: "standby", STANDBY: "validator"})
+    try:
+        proc = lab.playbook("site.yml", "--limit", "%s,%s" % (VALIDATOR, STANDBY), check=False)
+        assert proc.returncode != 0
+        assert "Double-sign guard: %s of cluster ltc is running as the signing validator" % VALIDATOR in proc.stdout
+        assert not lab.node_active(STANDBY)
+        assert lab.node_active(VALIDATOR)
+    finally:
+        lab.retag({VALIDATOR: "validator", STANDBY: "standby"})
+
+
+def test_rolling_upgrade_stops_at_the_broken_host(lab):
+    script = (ROOT / "tests" / "lab" / "make_upgrade_repo.sh").read_text()
+    subprocess.run(["podman", "exec", "-i", "%s-internet" % lab.name, "bash", "-s", NEW_VERSION], input=script, text=True,
+                   capture_output=True, timeout=300, check=True)
+    for host in SENTRIES + [VALIDATOR, STANDBY]:
+        repo = "broken" if host == SENTRIES[1] else "good"
+        lab.on(host, "sh", "-c", "echo 'deb [trusted=yes] http://%s-internet:8080/%s ./' > /etc/apt/sources.list.d/lab-upgrade.list" % (lab.name, repo))
+    old = lab.installed_version(VALIDATOR)
+    before = {h: lab.started_at(h) for h in [VALIDATOR]}
+    arn, elb = lab.target_group()
+    proc = lab.playbook("rolling_upgrade.yml", "-e", "node_version=" + NEW_VERSION, "-e", "node_wait_timeout=20",
+                        "-e", "chainops_upgrade_target_group_arn=" + arn, check=False)
+    assert proc.returncode != 0
+    assert "Rolling upgrade to %s stopped at %s" % (NEW_VERSION, SENTRIES[1]) in proc.stdout, proc.stdout[-5000:]
+    # The upgraded sentry is back in the load balancer; the broken one stays out until fixed.
+    serving = {t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+               if t["TargetHealth"]["State"] != "draining"}
+    assert serving == {lab.instance_ids()[SENTRIES[0]]}
+    assert lab.installed_version(SENTRIES[0]) == NEW_VERSION and lab.node_active(SENTRIES[0]) and lab.health(SENTRIES[0]) == 200
+    assert lab.installed_version(SENTRIES[1]) == NEW_VERSION and not lab.node_active(SENTRIES[1])  # the broken build
+    for host in (VALIDATOR, STANDBY):  # after the failure: untouched
+        assert lab.installed_version(host) == old
+    assert lab.started_at(VALIDATOR) == before[VALIDATOR] and lab.health(VALIDATOR) == 200
+
+
+def test_failover_moves_the_signer(lab):
+    lab.playbook("validator_failover.yml", "-e", "chainops_failover_from=" + VALIDATOR, "-e", "chainops_failover_to=" + STANDBY,
+                 "-e", "chainops_failover_wait_seconds=1")
+    assert not lab.node_active(VALIDATOR) and lab.node_active(STANDBY)
+    assert lab.on(VALIDATOR, "test", "-e", "/etc/chainops/signer.json", check=False) == ""
+    assert json.loads(lab.on(STANDBY, "cat", "/etc/chainops/signer.json"))["host"] == STANDBY
+    start = lab.height(SENTRIES[0])
+    lab.on("internet", *CLI, "generatetodescriptor", "3", "raw(51)")
+    wait_for(lambda: lab.height(STANDBY) >= start + 3, message="the new signer to follow the chain through the sentries")
+    # Re-tagged as the playbook says, site.yml agrees with the new signer and keeps the old one stopped.
+    lab.retag({VALIDATOR: "standby", STANDBY: "validator"})
+    lab.playbook("site.yml", "--limit", "%s,%s" % (VALIDATOR, STANDBY))
+    assert lab.node_active(STANDBY) and not lab.node_active(VALIDATOR)
+    wait_for(lambda: lab.health(STANDBY) == 200, timeout=60, message="the new signer's /health")
+
+
+def test_signing_waits_a_bounded_time_for_healthy_sentries_and_says_why(lab):
+    """No sentry can sync (the internet and both hubs' nodes stopped, so every sentry has 0 peers): the
+    validator does not start, within the bound, and the message names each sentry's reasons."""
+    signer, sentries = STANDBY, SENTRIES  # after the failover above, ltc-standby signs
+    for name in ("internet", signer, VALIDATOR):
+        lab.on(name, "systemctl", "stop", "litecoind")
+    wait_for(lambda: all(lab.health(name) == 503 for name in sentries), timeout=60, message="the sentries to lose their peers")
+    bound = 20
+    proc = lab.playbook("site.yml", "--limit", signer, "-e", "chainops_site_sentry_health_timeout=%d" % bound, check=False)
+    assert proc.returncode != 0
+    match = re.search(r"%s does not start signing: 0 of its sentries \((?P<asked>[^)]*)\) answered /health 200 "
+                      r"after (?P<waited>\d+) s of waiting \(bound %d s\), 1 needed\. Last seen: (?P<seen>[^\"]*)" % (signer, bound),
+                      proc.stdout)
+    assert match, proc.stdout[-4000:]
+    assert match["asked"].split(", ") == sentries
+    assert bound <= int(match["waited"]) <= bound + 20
+    seen = dict(part.split(": ", 1) for part in match["seen"].split(" | "))
+    assert sorted(seen) == sentries
+    for name in sentries:
+        assert seen[name].startswith("HTTP 503:") and "peers: 0 peers, minimum is 1" in seen[name], seen
+    assert not lab.node_active(signer)
+
+
+def test_down_leaves_nothing(lab):
+    assert_down_leaves_nothing(lab)
