@@ -127,6 +127,32 @@ def probe_http(url, method, body, headers, status_codes, timeout):
     return observation
 
 
+def unit_state(unit, journal_lines=0):
+    """One line on a systemd unit: its state, result, last exit status and restarts, then (when asked)
+    its last journal lines, for a wait's failure message."""
+    keys = ("ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
+    try:
+        shown = subprocess.run(["systemctl", "show", unit, "--property=" + ",".join(keys)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "%s: state unknown (%s)" % (unit, exc)
+    props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    text = "%s is %s/%s (result %s, last exit status %s, restarted %s times)" % (
+        unit, props.get("ActiveState", "?"), props.get("SubState", "?"), props.get("Result", "?"),
+        props.get("ExecMainStatus", "?"), props.get("NRestarts", "?"))
+    if journal_lines > 0:
+        try:
+            journal = subprocess.run(["journalctl", "--unit", unit, "--lines", str(journal_lines), "--output", "cat", "--no-pager"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=10,
+                                     check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            journal = ""
+        lines = [line.strip()[:MAX_TEXT] for line in journal.splitlines() if line.strip()]
+        if lines:
+            text += "; its journal ends: " + " | ".join(lines)
+    return text
+
+
 def wait(probe, timeout, interval, minimums=None, clock=time.monotonic, sleep=time.sleep):
     """Call ``probe()`` until its observation is ready or ``timeout`` seconds have passed (at least one
     attempt; ``timeout`` 0 means exactly one). Returns the result dict: ready, attempts, elapsed, last

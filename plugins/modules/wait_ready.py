@@ -70,6 +70,17 @@ options:
     description: What is being waited for, in words, for the result message (e.g. C(litecoind RPC)).
     type: str
     default: the probe
+  unit:
+    description:
+      - A systemd unit whose state (active state, result, last exit status, restarts) is added to the
+        failure message, e.g. the node's service when its RPC never answers.
+    type: str
+  journal_lines:
+    description:
+      - With O(unit), this many of its last journal lines are added to the failure message too. Only for
+        services whose logs hold no secrets.
+    type: int
+    default: 0
   fail_on_timeout:
     description: Fail when not ready in time. With C(false) the result says RV(ready=false) and the task succeeds.
     type: bool
@@ -86,6 +97,7 @@ EXAMPLES = r"""
     command: [litecoin-cli, -conf=/etc/chainops/litecoind/rpc.conf, getblockchaininfo]
     timeout: 60
     what: litecoind RPC
+    unit: litecoind
 
 - name: Wait until the restored node serves the snapshot's height
   chainops.validator.wait_ready:
@@ -147,6 +159,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chainops.validator.plugins.module_utils.readiness import (
     probe_command,
     probe_http,
+    unit_state,
     wait,
 )
 
@@ -165,6 +178,8 @@ def main():
             interval=dict(type="float", default=2),
             attempt_timeout=dict(type="float", default=5),
             what=dict(type="str", default="the probe"),
+            unit=dict(type="str"),
+            journal_lines=dict(type="int", default=0),
             fail_on_timeout=dict(type="bool", default=True),
         ),
         mutually_exclusive=[("command", "url")],
@@ -204,8 +219,9 @@ def main():
     else:
         output.update(status=last.get("status"))
     if not result["ready"] and p["fail_on_timeout"]:
-        module.fail_json(msg="%s not ready after %.0f s (%d attempts, bound %d s); last seen: %s"
-                         % (p["what"], result["elapsed"], result["attempts"], p["timeout"], output["state"]), **output)
+        why = "; %s" % unit_state(p["unit"], p["journal_lines"]) if p["unit"] else ""
+        module.fail_json(msg="%s not ready after %.0f s (%d attempts, bound %d s); last seen: %s%s"
+                         % (p["what"], result["elapsed"], result["attempts"], p["timeout"], output["state"], why), **output)
     module.exit_json(**output)
 
 

@@ -3,6 +3,7 @@ real loopback HTTP server; the clock is injected where the bound itself is under
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.readiness impor
     health_reasons,
     probe_command,
     probe_http,
+    unit_state,
     unmet_minimums,
     wait,
 )
@@ -159,3 +161,17 @@ def test_probe_http_names_a_refused_connection():
     observed = probe_http("http://127.0.0.1:%d/health" % port, "GET", None, {}, [200], 2)
     assert observed["ok"] is False and observed["status"] is None
     assert observed["state"].startswith("no answer from http://127.0.0.1:%d/health:" % port) and "refused" in observed["state"]
+
+
+def test_unit_state_names_the_state_result_and_journal(tmp_path, monkeypatch):
+    """systemctl and journalctl stand-ins on PATH print what the real ones print for a crash-looping unit."""
+    (tmp_path / "systemctl").write_text("#!/bin/sh\nprintf 'ActiveState=activating\\nSubState=auto-restart\\nResult=exit-code\\n"
+                                        "ExecMainStatus=1\\nNRestarts=4\\n'\n")
+    (tmp_path / "journalctl").write_text("#!/bin/sh\nprintf 'starting\\nError: Cannot obtain a lock on data directory\\n'\n")
+    for tool in ("systemctl", "journalctl"):
+        (tmp_path / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path, os.environ["PATH"]))
+    assert unit_state("litecoind") == ("litecoind is activating/auto-restart (result exit-code, last exit status 1, "
+                                       "restarted 4 times)")
+    assert unit_state("litecoind", journal_lines=5).endswith(
+        "; its journal ends: starting | Error: Cannot obtain a lock on data directory")
