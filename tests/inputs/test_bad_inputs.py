@@ -221,6 +221,22 @@ def test_playbooks_refuse_before_touching_the_host(host, tmp_path, case, playboo
     assert fingerprint() == before
 
 
+def test_an_invalid_topology_fails_before_the_first_directory(host, tmp_path):
+    """Two signing validators in one cluster: the plan fails before /etc/chainops or any key exists. The
+    other members exist only in the inventory (local connection: their persisted state is absent)."""
+    topology = {"target": {"topology_role": "validator", "topology_cluster": "c1"}}
+    for name, role in (("v2", "validator"), ("s1", "sentry"), ("s2", "sentry")):
+        topology[name] = {"topology_role": role, "topology_cluster": "c1", "ansible_connection": "local"}
+    playbook = tmp_path / "wireguard.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "WireGuard", "hosts": "target", "gather_facts": False, "become": True,
+                                         "roles": [{"role": "chainops.validator.wireguard_sentry"}]}]))
+    before = fingerprint()
+    proc = run(playbook, inventory(tmp_path, topology), "-e", json.dumps(WIREGUARD))
+    assert proc.returncode != 0
+    assert "cluster 'c1' has 2 signing validators (target, v2)" in proc.stdout, proc.stdout[-4000:]
+    assert fingerprint() == before
+
+
 def test_valid_edges_ipv6_admin_networks_converge(host, tmp_path):
     """IPv6 admin networks alone (they broke the ruleset) and mixed with IPv4 (they were dropped): the
     firewall of a host outside any cluster loads both."""

@@ -318,7 +318,12 @@ def _bad(**cluster):
      "provision_topology.clusters[0].availability_zones has no subnet in provision_topology.subnets for us-east-1d"),
     (dict(GOOD, clusters=[GOOD["clusters"][0], GOOD["clusters"][0]]),
      "provision_topology.clusters[1].name 'ltc-a' is already used by clusters[0]"),
-], ids=["sentry-count", "admin-world", "gp2-iops", "az-without-subnet", "duplicate-cluster"])
+    (_bad(p2p_ports=[19444, 22]), "provision_topology.clusters[0].p2p_ports covers the ssh_port 22: it would be open to the internet"),
+    (_bad(p2p_ports=["9000-9999"]), "provision_topology.clusters[0].p2p_ports covers the health_port 9680"),
+    (_bad(health_port=22), "provision_topology.clusters[0].health_port 22 is the ssh_port: health_cidrs would reach SSH"),
+    (_bad(admin_cidrs=["0.0.0.0/1", "128.0.0.0/1"]), "provision_topology.clusters[0].admin_cidrs must not contain 0.0.0.0/1 (wider than /8)"),
+], ids=["sentry-count", "admin-world", "gp2-iops", "az-without-subnet", "duplicate-cluster", "p2p-over-ssh", "p2p-over-health",
+        "health-is-ssh", "admin-world-in-halves"])
 def test_bad_description_fails_before_any_api_call(topo, message, tmp_path):
     # An endpoint where nothing listens: any AWS call would fail with a connection error instead.
     proc = run("http://127.0.0.1:9", topo, tmp=tmp_path)
