@@ -32,6 +32,17 @@ SYSTEM_DIRECTORIES = frozenset((
 ))
 
 
+def as_int(value):
+    """An integer as Ansible's argument specs take it (``20`` or ``"20"``, as extra vars give it); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r"^\s*-?[0-9]+\s*$", value):
+        return int(value)
+    return None
+
+
 def show(value):
     """A value as it appears in a message: repr for strings (shows newlines), else its Python form."""
     text = repr(value)
@@ -79,9 +90,10 @@ class Problems(object):
         return ok
 
     def integer(self, name, value, low=None, high=None):
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = as_int(value)
+        if number is None:
             return self.add(name, value, "must be an integer")
-        if (low is not None and value < low) or (high is not None and value > high):
+        if (low is not None and number < low) or (high is not None and number > high):
             bounds = "from %s to %s" % (low, high) if high is not None else "at least %s" % low
             return self.add(name, value, "must be an integer " + bounds)
         return True

@@ -11,7 +11,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.chainops.validator.plugins.plugin_utils.inputs import Problems
+from ansible_collections.chainops.validator.plugins.plugin_utils.inputs import Problems, as_int
 
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~:_-]{0,99}$")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -172,15 +172,16 @@ def wireguard_sentry_problems(values, members=(), clusters=()):
     for name in ("wireguard_sentry_p2p_ports", "wireguard_sentry_overlay_ports", "wireguard_sentry_public_ports"):
         p.port_rules(name, values[name])
     # Ports the firewall opens to everyone (on sentries) must not be the SSH port: SSH is for the admin networks only.
-    ssh, wg = values["wireguard_sentry_ssh_port"], values["wireguard_sentry_port"]
+    ssh, wg = as_int(values["wireguard_sentry_ssh_port"]), as_int(values["wireguard_sentry_port"])
     for name in ("wireguard_sentry_p2p_ports", "wireguard_sentry_public_ports"):
         for index, rule in enumerate(values[name] if isinstance(values[name], list) else []):
             if not isinstance(rule, dict):
                 continue
             protocol = rule.get("protocol", "tcp")
-            if rule.get("port") == ssh and protocol == "tcp":
+            port = as_int(rule.get("port"))
+            if port is not None and port == ssh and protocol == "tcp":
                 p.add("%s[%d]" % (name, index), rule, "is the SSH port (wireguard_sentry_ssh_port %s): it would be open to everyone" % ssh)
-            if rule.get("port") == wg and protocol == "udp":
+            if port is not None and port == wg and protocol == "udp":
                 p.add("%s[%d]" % (name, index), rule, "is the WireGuard port (wireguard_sentry_port %s)" % wg)
     for member in members:
         if not PEER_NAME.match(str(member)):

@@ -24,8 +24,8 @@ run_one() {
   set +e
   case $name in
     unit) pytest -q -p no:cacheprovider -n "${CHAINOPS_UNIT_WORKERS:-2}" --dist loadfile tests/unit tests/integration ;;
-    lab-topology) pytest -q -x -p no:cacheprovider tests/lab/test_lab_topology.py ;;
-    lab-operations) pytest -q -x -p no:cacheprovider tests/lab/test_doctor.py tests/lab/test_lab_operations.py ;;
+    lab-topology) pytest -q -x -p no:cacheprovider --durations=20 tests/lab/test_lab_topology.py ;;
+    lab-operations) pytest -q -x -p no:cacheprovider --durations=20 tests/lab/test_doctor.py tests/lab/test_lab_operations.py ;;
     inputs) pytest -q -p no:cacheprovider tests/inputs ;;
     sanity) "$here/sanity.sh" ;;
     lint) ansible-lint --offline ;;

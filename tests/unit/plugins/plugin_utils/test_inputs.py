@@ -255,3 +255,14 @@ def test_problems_collects_in_order():
     p.cidr("b", "10.0.0.0/8")
     p.ip_address("c", "::1", version=4)
     assert p.items == ["a: 0 is not valid: must be an integer from 1 to 65535", "c: '::1' is not valid: must be an IPv4 address"]
+
+
+def test_integers_as_extra_vars_give_them():
+    """-e node_wait_timeout=20 arrives as the string '20': valid, as the argument spec converts it."""
+    assert node_problems(with_(NODE, node_wait_timeout="20", node_limit_nofile="65536")) == []
+    assert node_problems(with_(NODE, node_wait_timeout="20s")) == ["node_wait_timeout: '20s' is not valid: must be an integer"]
+    assert node_problems(with_(NODE, node_wait_timeout=True)) == ["node_wait_timeout: True is not valid: must be an integer"]
+    found = wireguard_sentry_problems(with_(WIREGUARD, wireguard_sentry_ssh_port="2222",
+                                            wireguard_sentry_p2p_ports=[{"port": "2222"}]), [], [])
+    assert found == ["wireguard_sentry_p2p_ports[0]: {'port': '2222'} is not valid: is the SSH port (wireguard_sentry_ssh_port 2222): "
+                     "it would be open to everyone"]
