@@ -24,11 +24,13 @@ description:
     from the cached raw results on every run.
   - The configuration file name must end with C(ec2_topology.yml) or C(ec2_topology.yaml).
   - "Groups: one per role (O(role_groups), for example C(validators) and C(sentries)), and one per chain,
-    network, cluster, availability zone and region (O(group_prefixes)). Group names only contain letters,
+    network, cluster, fleet, availability zone and region (O(group_prefixes)). Group names only contain letters,
     digits and underscores; other characters become underscores."
   - "Host variables: C(ansible_host) (see O(ansible_host)), C(ec2) (instance facts),
     C(ec2_tags) (all tags; not C(tags), which is a reserved name in Ansible), C(topology_role),
-    C(topology_chain), C(topology_network), C(topology_cluster), C(topology_availability_zone) and, for members of a cluster,
+    C(topology_chain), C(topology_network), C(topology_cluster), C(topology_availability_zone), C(topology_fleet),
+    C(topology_dns_name), C(topology_p2p_port) and C(topology_p2p_protocol) (nodes of a fleet with a P2P port
+    each) and, for members of a cluster,
     C(topology_validator), C(topology_standbys), C(topology_sentries), C(topology_overlay_address),
     C(topology_overlay_cidr) and C(topology_overlay_persisted)."
   - "Topology problems are reported as warnings, or fail the inventory when O(strict=true): a cluster with
@@ -201,8 +203,8 @@ options:
         default: Network
       role:
         description:
-          - Tag holding the topology role, one of V(validator), V(sentry), V(standby), V(public), V(rpc)
-            (case-insensitive, see O(role_map) for other spellings).
+          - Tag holding the topology role, one of V(validator), V(sentry), V(standby), V(public), V(rpc),
+            V(seed), V(bootnode) (case-insensitive, see O(role_map) for other spellings).
         type: str
         default: Role
       cluster:
@@ -215,6 +217,18 @@ options:
             (the prefix then also gives the cluster's overlay CIDR).
         type: str
         default: OverlayAddress
+      fleet:
+        description: Tag holding the fleet name of a standalone node (provision's C(fleets)).
+        type: str
+        default: Fleet
+      p2p_port:
+        description: Tag holding a fleet node's own P2P port, V(8777/tcp) (fleets with C(unique_p2p_port)).
+        type: str
+        default: P2PPort
+      dns_name:
+        description: Tag holding the node's DNS name.
+        type: str
+        default: DnsName
   role_map:
     description:
       - "Extra role tag values and the role they mean, for fleets tagged before this plugin, for example
@@ -224,15 +238,15 @@ options:
   role_groups:
     description:
       - Group name for each role. Only the keys given replace the defaults; a null value creates no group.
-      - Defaults are V(validators), V(sentries), V(standbys), V(public_nodes) and V(rpc_nodes).
+      - Defaults are V(validators), V(sentries), V(standbys), V(public_nodes), V(rpc_nodes), V(seeds) and V(bootnodes).
     type: dict
     default: {}
   group_prefixes:
     description:
-      - Prefix of the per-value groups for each of V(chain), V(network), V(cluster), V(availability_zone) and
-        V(region). Only the keys given replace the defaults; a null value creates no group of that kind.
-      - Defaults are V(chain_), V(network_), V(cluster_), V(az_) and V(region_), giving for example
-        C(chain_cosmoshub), C(cluster_cosmos_a) and C(az_us_east_1a).
+      - Prefix of the per-value groups for each of V(chain), V(network), V(cluster), V(fleet), V(availability_zone)
+        and V(region). Only the keys given replace the defaults; a null value creates no group of that kind.
+      - Defaults are V(chain_), V(network_), V(cluster_), V(fleet_), V(az_) and V(region_), giving for example
+        C(chain_cosmoshub), C(cluster_cosmos_a), C(fleet_pk_testnet) and C(az_us_east_1a).
     type: dict
     default: {}
   min_sentries:
@@ -336,6 +350,9 @@ DEFAULT_TAG_SCHEMA = {
     "role": "Role",
     "cluster": "Cluster",
     "overlay_address": "OverlayAddress",
+    "fleet": "Fleet",
+    "p2p_port": "P2PPort",
+    "dns_name": "DnsName",
 }
 DEFAULT_ROLE_GROUPS = {
     "validator": "validators",
@@ -343,11 +360,14 @@ DEFAULT_ROLE_GROUPS = {
     "standby": "standbys",
     "public": "public_nodes",
     "rpc": "rpc_nodes",
+    "seed": "seeds",
+    "bootnode": "bootnodes",
 }
 DEFAULT_GROUP_PREFIXES = {
     "chain": "chain_",
     "network": "network_",
     "cluster": "cluster_",
+    "fleet": "fleet_",
     "availability_zone": "az_",
     "region": "region_",
 }
@@ -765,7 +785,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "topology_network": member["network"],
                 "topology_cluster": member["cluster"],
                 "topology_availability_zone": az,
+                # Fleets (provision's standalone public nodes): the fleet, the node's DNS name and, for
+                # fleets with a P2P port per node, this node's ("8777/tcp" -> 8777, "tcp").
+                "topology_fleet": tags.get(schema["fleet"]) or None,
+                "topology_dns_name": tags.get(schema["dns_name"]) or None,
             }
+            p2p_port = tags.get(schema["p2p_port"]) or ""
+            port, _sep, protocol = p2p_port.partition("/")
+            hostvars["topology_p2p_port"] = int(port) if port.isdigit() else None
+            hostvars["topology_p2p_protocol"] = (protocol or "tcp") if port.isdigit() else None
             for getter in ah_getters:
                 address = getter(instance, tags)
                 if address:
@@ -793,6 +821,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 add_to(_group_name(p_network + member["network"]), name)
             if p_cluster and member["cluster"]:
                 add_to(_group_name(p_cluster + member["cluster"]), name)
+            if prefixes.get("fleet") and hostvars["topology_fleet"]:
+                add_to(_group_name(prefixes["fleet"] + hostvars["topology_fleet"]), name)
             if p_az and az:
                 add_to(_group_name(p_az + az), name)
             if p_region:

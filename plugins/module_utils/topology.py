@@ -27,7 +27,7 @@ __metaclass__ = type
 import hashlib
 import ipaddress
 
-ROLES = ("validator", "sentry", "standby", "public", "rpc")
+ROLES = ("validator", "sentry", "standby", "public", "rpc", "seed", "bootnode")
 # Roles that belong to a cluster and sit on the WireGuard overlay.
 OVERLAY_ROLES = frozenset(("validator", "standby", "sentry"))
 HUB_ROLES = ("validator", "standby")

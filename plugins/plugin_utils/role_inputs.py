@@ -169,8 +169,13 @@ def wireguard_sentry_problems(values, members=(), clusters=()):
         p.ip_address("wireguard_sentry_endpoint_address", values["wireguard_sentry_endpoint_address"])
     p.cidr_list("wireguard_sentry_admin_cidrs", values["wireguard_sentry_admin_cidrs"], min_prefix=8)
     p.port("wireguard_sentry_ssh_port", values["wireguard_sentry_ssh_port"])
-    for name in ("wireguard_sentry_p2p_ports", "wireguard_sentry_overlay_ports", "wireguard_sentry_public_ports"):
-        p.port_rules(name, values[name])
+    for name in ("wireguard_sentry_p2p_ports", "wireguard_sentry_overlay_ports", "wireguard_sentry_public_ports",
+                 "wireguard_sentry_rpc_ports"):
+        p.port_rules(name, values.get(name, []))
+    p.port("wireguard_sentry_health_port", values.get("wireguard_sentry_health_port", 9680))
+    p.cidr_list("wireguard_sentry_health_cidrs", values.get("wireguard_sentry_health_cidrs", []), min_prefix=1)
+    # Private RPC is never the internet's.
+    p.cidr_list("wireguard_sentry_rpc_cidrs", values.get("wireguard_sentry_rpc_cidrs", []), min_prefix=8)
     # Ports the firewall opens to everyone (on sentries) must not be the SSH port: SSH is for the admin networks only.
     ssh, wg = as_int(values["wireguard_sentry_ssh_port"]), as_int(values["wireguard_sentry_port"])
     for name in ("wireguard_sentry_p2p_ports", "wireguard_sentry_public_ports"):

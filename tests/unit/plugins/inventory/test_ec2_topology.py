@@ -527,7 +527,7 @@ def test_tag_schema_role_map_and_group_overrides(aws_env, proxy, inventory):
     assert run.warnings() == []
 
     bad = inventory(dict(config, tag_schema={"rol": "node-role"}))
-    assert bad.rc != 0 and "tag_schema: unknown key(s) rol; known: chain, cluster, network, overlay_address, role" in bad.text
+    assert bad.rc != 0 and "tag_schema: unknown key(s) rol; known: chain, cluster, dns_name, fleet, network, overlay_address, p2p_port, role" in bad.text
     bad = inventory(dict(config, role_map={"leader": "boss"}))
     assert bad.rc != 0 and "role_map: 'leader' maps to 'boss', which is not one of validator, sentry, standby, public, rpc" in bad.text
 
@@ -588,7 +588,7 @@ EXPECTED_PROBLEMS = [
     "cluster 'twins' has 2 signing validators (tw-v1, tw-v2); only one may sign, tag the others as standby",
     "cluster 'oneaz': all 2 sentries (az-s1, az-s2) are in availability zone us-east-1b; one zone outage cuts the validator off",
     "cluster 'orphans' has no validator or standby (members: orph-s1, orph-s2)",
-    "host 'typo': unknown role 'sentinel' (known roles: validator, sentry, standby, public, rpc)",
+    "host 'typo': unknown role 'sentinel' (known roles: validator, sentry, standby, public, rpc, seed, bootnode)",
     "host 'nocluster': role sentry needs a cluster, but none is set",
     "cluster 'dup': hosts dup-s1, dup-v all claim overlay address 10.77.0.5",
 ]
@@ -632,6 +632,28 @@ def test_strict_errors_fail_the_run_only_with_the_shipped_setting(broken_fleet, 
                        env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": None, "ANSIBLE_CONFIG": shipped})
     assert failed.rc != 0 and "Completely failed to parse inventory source" in failed.text
     assert "topology errors (strict mode)" in failed.text
+
+
+def test_fleet_nodes_come_out_as_fleet_and_role_groups_with_their_dns_name_and_port(aws_env, proxy, inventory):
+    """Provision's fleet tags: Fleet, Role seed/rpc, DnsName, P2PPort; no cluster, so no topology problem."""
+    ec2 = client(aws_env, "us-east-1")
+    for number in (1, 2):
+        node(ec2, "pk-testnet-%d" % number, "us-east-1a", "seed", chain="polykey", network="testnet", Fleet="pk-testnet",
+             DnsName="seed-%d.polykey.example.org" % number)
+        node(ec2, "rad-orgs-%d" % number, "us-east-1b", "public", chain="radicle", network="main", Fleet="rad-orgs",
+             P2PPort="%d/tcp" % (8775 + number))
+    node(ec2, "eth-rpc-1", "us-east-1a", "rpc", chain="ethereum", Fleet="eth-rpc")
+    run = inventory({"regions": ["us-east-1"], "strict": True})
+    assert run.rc == 0, run.stderr
+    assert run.group("fleet_pk_testnet") == {"pk-testnet-1", "pk-testnet-2"}
+    assert run.group("seeds") == {"pk-testnet-1", "pk-testnet-2"}
+    assert run.group("public_nodes") == {"rad-orgs-1", "rad-orgs-2"} and run.group("rpc_nodes") == {"eth-rpc-1"}
+    seed = run.hostvars["pk-testnet-2"]
+    assert (seed["topology_fleet"], seed["topology_role"], seed["topology_dns_name"], seed["topology_cluster"]) == \
+        ("pk-testnet", "seed", "seed-2.polykey.example.org", None)
+    assert (run.hostvars["rad-orgs-2"]["topology_p2p_port"], run.hostvars["rad-orgs-2"]["topology_p2p_protocol"]) == (8777, "tcp")
+    assert run.hostvars["eth-rpc-1"]["topology_p2p_port"] is None
+    assert not run.warnings()
 
 
 def test_unknown_options_are_refused_all_named(aws_env, proxy, inventory):

@@ -13,7 +13,7 @@ from ansible_collections.chainops.validator.plugins.filter.provision import (
     provision_placement,
     provision_plan,
 )
-from ansible_collections.chainops.validator.plugins.module_utils.provision_plan import (
+from ansible_collections.chainops.validator.plugins.plugin_utils.provision_plan import (
     PlanError,
     build_plan,
     parse_port,
@@ -74,21 +74,28 @@ def test_security_group_rules():
     plan = build_plan(topo(p2p_ports=[26656, "30303/udp", "9000-9010"], wireguard_port=51999, health_port=9700,
                            admin_cidrs=["203.0.113.0/24", "2001:db8::/32"]))
     groups = by_name(plan["security_groups"])
+    # P2P is overlay-only on the hubs: the security group never sees it (only the tunnel's UDP).
     assert groups["cosmos-a-validator"]["rules"] == [
-        {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-sentry"],
-         "group_desc": "chainops.validator cosmos-a-sentry", "rule_desc": "WireGuard from the sentries"},
         {"proto": "tcp", "ports": ["22"], "cidr_ip": ["203.0.113.0/24"], "rule_desc": "SSH from admin_cidrs"},
         {"proto": "tcp", "ports": ["22"], "cidr_ipv6": ["2001:db8::/32"], "rule_desc": "SSH from admin_cidrs"},
+        {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-sentry"],
+         "group_desc": "chainops.validator cosmos-a-sentry", "rule_desc": "WireGuard from its peers"},
+        # validator and standby are WireGuard peers too
+        {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-validator"],
+         "group_desc": "chainops.validator cosmos-a-validator", "rule_desc": "WireGuard from its peers"},
     ]
     assert groups["cosmos-a-sentry"]["rules"] == [
         {"proto": "tcp", "ports": ["26656"], "cidr_ip": ["0.0.0.0/0"], "rule_desc": "public P2P"},
+        {"proto": "tcp", "ports": ["26656"], "cidr_ipv6": ["::/0"], "rule_desc": "public P2P"},
         {"proto": "udp", "ports": ["30303"], "cidr_ip": ["0.0.0.0/0"], "rule_desc": "public P2P"},
+        {"proto": "udp", "ports": ["30303"], "cidr_ipv6": ["::/0"], "rule_desc": "public P2P"},
         {"proto": "tcp", "ports": ["9000-9010"], "cidr_ip": ["0.0.0.0/0"], "rule_desc": "public P2P"},
-        {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-validator"],
-         "group_desc": "chainops.validator cosmos-a-validator", "rule_desc": "WireGuard from the validator"},
+        {"proto": "tcp", "ports": ["9000-9010"], "cidr_ipv6": ["::/0"], "rule_desc": "public P2P"},
         {"proto": "tcp", "ports": ["9700"], "cidr_ip": ["10.0.0.0/16"], "rule_desc": "health check from the load balancer"},
         {"proto": "tcp", "ports": ["22"], "cidr_ip": ["203.0.113.0/24"], "rule_desc": "SSH from admin_cidrs"},
         {"proto": "tcp", "ports": ["22"], "cidr_ipv6": ["2001:db8::/32"], "rule_desc": "SSH from admin_cidrs"},
+        {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-validator"],
+         "group_desc": "chainops.validator cosmos-a-validator", "rule_desc": "WireGuard from its peers"},
     ]
 
 
@@ -251,8 +258,10 @@ def test_top_level_errors():
     assert problems({"clusters": []}) == [
         "provision_topology.region must be a non-empty string, got None",
         "provision_topology needs 'subnets' (availability zone -> subnet ID) or 'vpc_id' (one subnet per zone is looked up)",
-        "provision_topology.clusters must be a non-empty list of clusters",
+        "provision_topology has no cluster and no fleet: nothing to provision",
     ]
+    assert problems({"region": "us-east-1", "subnets": SUBNETS}) == [
+        "provision_topology needs 'clusters' (validators with sentries) or 'fleets' (standalone public nodes), or both"]
     assert problems(["x"])[-1].startswith("provision_topology must be a mapping")
     assert problems(dict(BASE, subnets={"eu-west-1a": "subnet-0000000000000000a"}))[0] == \
         "provision_topology.subnets.eu-west-1a is not an availability zone of region us-east-1"
@@ -326,7 +335,7 @@ def test_placement_looks_up_one_subnet_per_zone_in_the_vpc():
 
 
 def test_filters_raise_ansible_errors():
-    assert set(FilterModule().filters()) == {"provision_plan", "provision_placement"}
+    assert set(FilterModule().filters()) == {"provision_plan", "provision_placement", "host_firewall"}
     assert provision_plan(topo())["cluster_names"] == ["cosmos-a"]
     with pytest.raises(AnsibleFilterError, match=r"invalid provision_topology: provision_topology.clusters\[0\].sentry_count"):
         provision_plan(topo(sentry_count=-1))
