@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local lab: a sentry-protected litecoin regtest cluster built by the real playbooks, with moto
 # standing in for AWS and podman containers standing in for EC2 instances.
-#   lab.sh up      moto -> VPC -> provision.yml -> containers -> internet peer -> site.yml -> status
+#   lab.sh up      moto -> VPC -> provision.yml -> containers -> internet peer -> site.yml -> balancer -> status
 #   lab.sh status  the status table only
 #   lab.sh playbook NAME|PATH [options]
 #                  any playbook against the lab (NAME from playbooks/), e.g.
@@ -15,7 +15,7 @@ export LAB_NAME=${LAB_NAME:-chainops-lab}
 export LAB_STATE=${LAB_STATE:-$ROOT/.lab}
 LAB_MOTO_PORT=${LAB_MOTO_PORT:-5055}
 export AWS_ENDPOINT_URL=http://127.0.0.1:$LAB_MOTO_PORT
-export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=motolabaccesskey AWS_SECRET_ACCESS_KEY=motolabsecretkey0 AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_SESSION_TOKEN
 # Ansible's controller-side files stay in the lab state directory too.
@@ -73,7 +73,7 @@ up() {
   step "AWS account: VPC and subnets (lab/world.yml)"
   play "$ROOT/lab/world.yml" -i localhost, -e "lab_name=$LAB_NAME" -e "$LOCAL_PYTHON"
   step "provision: security groups, instances, volumes (chainops.validator.provision on moto)"
-  play "$ROOT/playbooks/provision.yml" -i localhost, -e "@$ROOT/lab/provision_topology.yml" \
+  play "$ROOT/playbooks/provision.yml" -i localhost, -e "@$ROOT/inventories/lab/group_vars/all/provision.yml" \
     -e "@$LAB_STATE/world.yml" -e "provision_aws_endpoint_url=$AWS_ENDPOINT_URL" -e "$LOCAL_PYTHON"
   step "inventory: what the ec2_topology plugin sees"
   ansible-inventory "${INVENTORY[@]}" --graph
@@ -86,6 +86,8 @@ up() {
   play "$ROOT/playbooks/site.yml" "${INVENTORY[@]}" "$@"
   # The first converge's duration, for tests/bench/converge_bench.py.
   [ -e "$LAB_STATE/site-first-seconds" ] || echo $((SECONDS - site_started)) > "$LAB_STATE/site-first-seconds"
+  step "load balancer: HAProxy in front of the fleet's RPC nodes, checking /health (lab/balancer.yml)"
+  play "$ROOT/lab/balancer.yml" "${INVENTORY[@]}"
   step "status"
   status
   echo "lab up in $((SECONDS - started)) s; changed tasks in this run: $CHANGED"

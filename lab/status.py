@@ -1,5 +1,6 @@
-"""Print the lab's status: each host's role, chain height, peers, /health and WireGuard handshakes,
-and proof that the validator cannot be reached from the internet peer while its sentries can.
+"""Print the lab's status: each host's role, chain height, peers, /health and WireGuard handshakes, the
+load balancer's view of the fleet (HAProxy), and proof that the validator cannot be reached from the
+internet peer while its sentries and the fleet's nodes can, on their P2P port only.
 
 Hosts come from the lab inventory (the real ec2_topology plugin on moto); facts are read inside each
 container with one `podman exec` per host, all hosts at once. Exit status 1 when the proof fails."""
@@ -61,7 +62,15 @@ with ThreadPoolExecutor(len(ports)) as pool:
     print(json.dumps([p for p, ok in zip(ports, pool.map(accepts, ports)) if ok]))
 """
 PORTS = ["22", "9680", "19443", "19444", "51820"]
-ORDER = {"internet": 0, "sentry": 1, "validator": 2, "standby": 3}
+ORDER = {"internet": 0, "sentry": 1, "validator": 2, "standby": 3, "rpc": 4}
+# Runs inside the balancer container: HAProxy's stats as CSV, the fleet backend's servers.
+BALANCER = r"""
+import csv, io, json, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:8404/stats;csv", timeout=3).read().decode()
+rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+print(json.dumps([{"server": r["svname"], "status": r["status"], "check": r["check_status"], "sessions": int(r["stot"] or 0)}
+                  for r in rows if r["pxname"] == "fleet" and r["svname"] not in ("FRONTEND", "BACKEND")]))
+"""
 
 
 def podman_exec(container, *argv):
@@ -77,13 +86,26 @@ def plain(value):
 
 
 def lab_hosts(inventory):
+    """The lab's hosts from its inventory; the balancer is not a node and is left out."""
     proc = subprocess.run(["ansible-inventory", "-i", inventory, "--list"], capture_output=True, text=True, check=True)
-    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    data = json.loads(proc.stdout)
+    balancers = set(data.get("lab_balancers", {}).get("hosts", []))
     hosts = []
-    for name, hv in hostvars.items():
+    for name, hv in data["_meta"]["hostvars"].items():
+        if name in balancers:
+            continue
         hosts.append({"name": name, "role": plain(hv.get("topology_role")) or "internet",
-                      "container": plain(hv.get("lab_container")), "cluster": plain(hv.get("topology_cluster")) or "-"})
+                      "container": plain(hv.get("lab_container")),
+                      "cluster": plain(hv.get("topology_cluster")) or plain(hv.get("topology_fleet")) or "-"})
     return sorted(hosts, key=lambda h: (ORDER.get(h["role"], 9), h["name"]))
+
+
+def balancer_view(lab_name):
+    """HAProxy's view of the fleet's servers, or None when the lab has no fleet."""
+    try:
+        return podman_exec("%s-balancer" % lab_name, "python3", "-c", BALANCER)
+    except (RuntimeError, ValueError):
+        return None
 
 
 def main():
@@ -104,6 +126,12 @@ def main():
         print("%-16s %-10s %-8s %-12s %-7s %-6s %-7s %-9s %s" % (
             host["name"], host["role"], host["cluster"], f.get("overlay") or "-", f["node"], f.get("height") or "-",
             f.get("peers") or "-", f.get("health") or "-", wg))
+
+    servers = balancer_view(args.lab_name)
+    if servers:
+        print("\nLoad balancer (HAProxy, the NLB's stand-in; check: GET /health):")
+        for server in servers:
+            print("  %-16s %-6s check %-8s sessions %d" % (server["server"], server["status"], server["check"], server["sessions"]))
 
     internet = next(h for h in hosts if h["role"] == "internet")
     ok = True

@@ -206,7 +206,7 @@ def host_admitted(host, group_addresses=None):
     ANY or OVERLAY as source (for the equivalence check against the security groups)."""
     result = set()
     for rule in host:
-        low, _, high = rule["ports"].partition("-")
+        low, _dash, high = rule["ports"].partition("-")
         ports = range(int(low), int(high or low) + 1)
         if rule["iifname"]:
             sources = [OVERLAY]

@@ -528,12 +528,13 @@ def _cluster(checker, where, spec, subnets, common_tags):
     base_tags.update({"Chain": chain, "Network": network, "Cluster": name, MANAGED_BY_KEY: MANAGED_BY})
     sg_validator = name + "-validator"
     sg_sentry = name + "-sentry"
-    access = {"admin_cidrs": [str(n) for n in c["admin"]], "ssh_port": c["ssh_port"], "wireguard_port": wireguard_port}
+    # Every node with a health checker answers it from health_cidrs (the load balancer's or the VPC's).
+    access = {"admin_cidrs": [str(n) for n in c["admin"]], "ssh_port": c["ssh_port"], "wireguard_port": wireguard_port,
+              "health_port": c["health_port"], "health_cidrs": [str(n) for n in c["health"]]}
     specs = {
         # The hubs also tunnel to each other (validator and standby are WireGuard peers).
         "validator": dict(access, role="validator", p2p=p2p, wireguard_groups=[sg_sentry, sg_validator]),
-        "sentry": dict(access, role="sentry", p2p=p2p, wireguard_groups=[sg_validator], health_port=c["health_port"],
-                       health_cidrs=[str(n) for n in c["health"]]),
+        "sentry": dict(access, role="sentry", p2p=p2p, wireguard_groups=[sg_validator]),
     }
     security_groups = [
         {"name": group_name, "cluster": name, "role": kind, "description": _sg_description(group_name),

@@ -146,6 +146,7 @@ class TestLifecycle:
         assert rule_set(validator) == {
             ("udp", 51820, 51820, sentry["GroupId"]),          # WireGuard only from the sentries' group
             ("udp", 51820, 51820, validator["GroupId"]),       # and the other hub (validator <-> standby)
+            ("tcp", 9680, 9680, "10.20.0.0/16"),               # health port only from the LB / VPC CIDR
             ("tcp", 22, 22, "203.0.113.0/24"),                 # SSH only from admin_cidrs
         }
         assert rule_set(sentry) == {
@@ -475,7 +476,8 @@ class TestFleets:
         for args in ((), ("--check",)):
             proc = run(fleet_world["endpoint"], fleet_world["topology"], *args, tmp=fleet_world["tmp"])
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-            assert recap(proc.stdout) == {"localhost": {"changed": 0, "failed": 0}}, (args, [line for line in proc.stdout.splitlines() if line.startswith(("TASK", "changed"))])
+            steps = [line for line in proc.stdout.splitlines() if line.startswith(("TASK", "changed"))]
+            assert recap(proc.stdout) == {"localhost": {"changed": 0, "failed": 0}}, (args, steps)
 
     def test_teardown_leaves_nothing(self, fleet_world):
         proc = run(fleet_world["endpoint"], fleet_world["topology"], state="absent", tmp=fleet_world["tmp"])

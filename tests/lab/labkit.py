@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from moto_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab" / "lab.sh"
+sys.path.insert(0, str(ROOT / "lab"))
+# lab/status.py's probe of HAProxy's stats (run in the balancer container): one reading for both.
+from status import BALANCER  # noqa: E402  pylint: disable=wrong-import-position
 VALIDATOR, STANDBY, SENTRIES = "ltc-validator", "ltc-standby", ["ltc-sentry-1", "ltc-sentry-2"]
 HUBS, THIRD = [VALIDATOR, STANDBY], "ltc-sentry-3"
 MEMBERS = HUBS + SENTRIES
@@ -48,12 +52,12 @@ def status_rows(output):
 class Lab:
     """One lab, built by `up()`: `lab.sh` runs with its own LAB_NAME, state directory and moto port."""
 
-    def __init__(self, name, state):
+    def __init__(self, name, state, **env):
         assert os.environ.get("CHAINOPS_TEST_IMAGE"), "CHAINOPS_TEST_IMAGE is not set: run through `make lab-test`"
         self.name, self.state = name, state
         # JSON results: messages the tests look for stay on one line (YAML folds them at 80 columns).
         self.env = dict(os.environ, LAB_NAME=name, LAB_STATE=str(state), LAB_MOTO_PORT=str(free_port()), ANSIBLE_FORCE_COLOR="false",
-                        ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+                        ANSIBLE_CALLBACK_RESULT_FORMAT="json", **env)
         self.first = None
 
     def up(self, **env):
@@ -116,6 +120,10 @@ class Lab:
         """Whether ``hub`` has handshaken with each of ``sentries`` (by their current keys) after ``since``."""
         peers = self.wg_peers(hub)
         return all(peers.get(self.wg_state(name)["public_key"], 0) > since for name in sentries)
+
+    def balancer(self):
+        """{server: {status, check, sessions}} as HAProxy reports the fleet's backend."""
+        return {row["server"]: row for row in json.loads(self.on("balancer", "python3", "-c", BALANCER))}
 
     def ip_of(self, host):
         return self.on(host, "hostname", "-I").split()[0]

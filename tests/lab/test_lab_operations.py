@@ -1,18 +1,23 @@
 """The operations an operator runs on a lab of its own (tests/lab/test_lab_topology.py checks the
-topology on another): the double-sign guard, a rolling upgrade whose build is broken on the second
-host, a validator failover, the bounded wait for healthy sentries, then `lab.sh down`. Tests run in
-file order on one lab."""
+topology on another): a fleet of two RPC nodes behind a real load balancer (HAProxy checking /health),
+one of which falls behind and comes back, the double-sign guard, a rolling upgrade whose build is broken
+on the second host, a validator failover, the bounded wait for healthy sentries, then `lab.sh down`.
+Tests run in file order on one lab."""
 from __future__ import annotations
 
 import json
 import re
 import subprocess
+import time
 
 import pytest
-from chainops_testlib import wait_for
-from labkit import CLI, ROOT, SENTRIES, STANDBY, VALIDATOR, Lab, assert_down_leaves_nothing
+import yaml
+from chainops_testlib import open_tcp_ports, wait_for
+from labkit import CLI, ROOT, SENTRIES, STANDBY, VALIDATOR, Lab, assert_down_leaves_nothing, status_rows
 
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
+FLEET = ["ltc-rpc-1", "ltc-rpc-2"]
+CHECK_INTERVAL = 2  # lab/balancer.yml: inter 2s, fall 2, rise 2
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +28,71 @@ def lab(tmp_path_factory):
         yield lab
     finally:
         lab.down(check=False)
+
+
+def world(lab):
+    """The lab's state lab/world.yml wrote (VPC, zone, the load balancer's subnet)."""
+    return yaml.safe_load((lab.state / "world.yml").read_text())
+
+
+def test_the_fleet_is_provisioned_with_its_records_groups_and_load_balancer(lab):
+    ec2, r53, elb = lab.client("ec2"), lab.client("route53"), lab.client("elbv2")
+    ids = lab.instance_ids()
+    lb_cidr = world(lab)["lab_lb_cidr"]
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups(Filters=[{"Name": "tag:Lab", "Values": [lab.name]}])["SecurityGroups"]}
+    node_group = groups["ltc-rpc-node"]
+    rules = {(p["IpProtocol"], p["FromPort"], r.get("CidrIp") or r.get("CidrIpv6") or r.get("GroupId"))
+             for p in node_group["IpPermissions"] for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []) + p.get("UserIdGroupPairs", [])}
+    assert rules == {("tcp", 19444, "0.0.0.0/0"), ("tcp", 19444, "::/0"),
+                     ("tcp", 19443, lb_cidr), ("tcp", 9680, lb_cidr), ("tcp", 22, "192.0.2.0/24")}
+    zone = r53.list_hosted_zones_by_name(DNSName=lab.name + ".test")["HostedZones"][0]["Id"]
+    names = {s["Name"].rstrip(".") for s in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"] if s["Type"] == "A"}
+    assert names == {"ltc-rpc-1.%s.test" % lab.name, "ltc-rpc-2.%s.test" % lab.name}
+    group = elb.describe_target_groups(Names=["ltc-rpc-tg"])["TargetGroups"][0]
+    assert (group["HealthCheckPath"], str(group["HealthCheckPort"])) == ("/health", "9680")
+    targets = {t["Target"]["Id"] for t in elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]}
+    assert targets == {ids[name] for name in FLEET}
+    rows = status_rows(lab.first.stdout)
+    for name in FLEET:
+        assert rows[name]["node"] == "active" and rows[name]["/health"] == "200", rows[name]
+        assert re.search(r"%s\s+rpc\s+\S+\s+open: 19444\s+ok" % name, lab.first.stdout)  # RPC and health: not from the internet
+
+
+def test_the_fleet_hosts_firewall_comes_from_the_same_plan(lab):
+    lb_cidr = world(lab)["lab_lb_cidr"]
+    for name in FLEET:
+        ruleset = lab.on(name, "cat", "/etc/chainops/firewall.nft")
+        assert "rendered from the port model" in ruleset and "provision plan" in ruleset, name
+        live = lab.on(name, "nft", "list", "table", "inet", "chainops")
+        assert re.search(r"ip saddr %s tcp dport 9680 accept" % re.escape(lb_cidr), live), live
+        assert re.search(r"ip saddr %s tcp dport 19443 accept" % re.escape(lb_cidr), live), live
+    # From the load balancer's network the RPC and the health check answer; from the internet only P2P.
+    assert open_tcp_ports(lab.host("balancer"), lab.name + "-" + FLEET[0], 19443, 19444) == [19443, 19444]
+    assert open_tcp_ports(lab.host("balancer"), lab.name + "-" + FLEET[0], 9680, 9680) == [9680]
+    assert open_tcp_ports(lab.host("internet"), lab.name + "-" + FLEET[0], 9600, 19500) == [19444]
+
+
+def test_the_balancer_takes_a_node_that_falls_behind_out_and_back(lab):
+    """Cut off from its peers while the chain advances, a node's /health turns 503; HAProxy marks it down
+    within two check intervals and sends it nothing; reconnected, it catches up and comes back."""
+    laggard, other = FLEET
+    wait_for(lambda: all(server["status"] == "UP" for server in lab.balancer().values()), timeout=60, message="both nodes UP")
+    lab.on(laggard, *CLI, "setnetworkactive", "false")
+    try:
+        wait_for(lambda: lab.health(laggard) == 503, timeout=30, message="the cut-off node's /health to turn 503")
+        turned = time.monotonic()
+        wait_for(lambda: lab.balancer()[laggard]["status"].startswith("DOWN"), timeout=30, message="HAProxy to mark it DOWN")
+        assert time.monotonic() - turned <= 2 * CHECK_INTERVAL + 1.5, "not within two check intervals"
+        lab.mine("internet", 5)
+        before = {name: lab.balancer()[name]["sessions"] for name in FLEET}
+        for _request in range(6):
+            lab.on("balancer", "python3", "-c", "import socket; s = socket.create_connection(('127.0.0.1', 19443), 3); s.close()")
+        after = {name: lab.balancer()[name]["sessions"] for name in FLEET}
+        assert after[laggard] == before[laggard] and after[other] >= before[other] + 6, (before, after)
+    finally:
+        lab.on(laggard, *CLI, "setnetworkactive", "true")
+    wait_for(lambda: lab.height(laggard) == lab.height("internet"), timeout=120, message="the node to catch up")
+    wait_for(lambda: lab.balancer()[laggard]["status"] == "UP", timeout=60, message="HAProxy to take it back")
 
 
 def test_double_sign_guard_refuses_a_second_signer(lab):

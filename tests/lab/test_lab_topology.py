@@ -16,7 +16,8 @@ from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CL
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = Lab("chainops-labtest", tmp_path_factory.mktemp("lab") / "state")
+    # The fleet and its load balancer are the operations lab's (tests/lab/test_lab_operations.py).
+    lab = Lab("chainops-labtest", tmp_path_factory.mktemp("lab") / "state", LAB_FLEET_COUNT="0")
     try:
         lab.first = lab.up()
         yield lab

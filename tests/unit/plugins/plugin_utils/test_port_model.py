@@ -34,7 +34,7 @@ def sg_admitted(rules, group_members):
     """What security group rules admit, in the model's terms (a group as the sources its members stand for)."""
     admitted = set()
     for rule in rules:
-        low, _, high = rule["ports"][0].partition("-")
+        low, _dash, high = rule["ports"][0].partition("-")
         ports = range(int(low), int(high or low) + 1)
         if "group_name" in rule:
             sources = group_members[rule["group_name"][0]]
@@ -102,3 +102,24 @@ def test_admitted_expands_ranges():
     rules = port_model.node_rules({"role": "public", "p2p": [("udp", 9000, 9002)]})
     assert port_model.admitted(rules) == {("udp", 9000, ANY), ("udp", 9001, ANY), ("udp", 9002, ANY)}
     assert group("x") == port_model.Source("group", "x")
+
+
+def test_host_firewall_filter_takes_the_plan_when_the_host_is_in_it_else_the_role_variables():
+    from ansible_collections.chainops.validator.plugins.filter.provision import (
+        host_firewall, provision_public_addresses, provision_targets)
+    role_spec = {"role": "sentry", "p2p": [{"port": 19444, "protocol": "tcp"}], "health_port": 9680, "health_cidrs": ["10.9.0.0/16"],
+                 "ssh_port": 22, "admin_cidrs": ["192.0.2.0/24"], "wireguard_port": 51820, "wireguard_groups": ["peers"]}
+    from_role = host_firewall(role_spec, None, "s-1", "wg0", {"peers": ["192.0.2.7"]})
+    assert from_role["source"] == "role variables"
+    assert {"protocol": "udp", "ports": "51820", "purpose": "WireGuard from its peers", "iifname": None, "family": "ip",
+            "saddr": ["192.0.2.7"]} in from_role["rules"]
+    from_plan = host_firewall(role_spec, copy.deepcopy(TOPOLOGY), "cosmos-a-sentry-1", "wg0", {"peers": ["192.0.2.7"]})
+    assert from_plan["source"] == "provision plan"
+    assert {"protocol": "tcp", "ports": "26656", "purpose": "public P2P", "iifname": None, "family": None, "saddr": None} in from_plan["rules"]
+    assert host_firewall(role_spec, copy.deepcopy(TOPOLOGY), "not-provisioned")["source"] == "role variables"
+    instances = {"a": {"instance_id": "i-1", "public_ip_address": "198.51.100.1",
+                       "network_interfaces": [{"ipv6_addresses": [{"ipv6_address": "2001:db8::1"}]}]},
+                 "b": {"instance_id": "i-2", "public_ip_address": "198.51.100.2"}, "c": {}}
+    assert provision_public_addresses(instances, [{"item": {"host": "b"}, "public_ip": "203.0.113.9"}]) == {
+        "A": {"a": "198.51.100.1", "b": "203.0.113.9", "c": None}, "AAAA": {"a": "2001:db8::1", "b": None, "c": None}}
+    assert provision_targets(["a", "c", "missing"], instances) == [{"Id": "i-1"}]

@@ -76,6 +76,7 @@ def test_security_group_rules():
     groups = by_name(plan["security_groups"])
     # P2P is overlay-only on the hubs: the security group never sees it (only the tunnel's UDP).
     assert groups["cosmos-a-validator"]["rules"] == [
+        {"proto": "tcp", "ports": ["9700"], "cidr_ip": ["10.0.0.0/16"], "rule_desc": "health check from the load balancer"},
         {"proto": "tcp", "ports": ["22"], "cidr_ip": ["203.0.113.0/24"], "rule_desc": "SSH from admin_cidrs"},
         {"proto": "tcp", "ports": ["22"], "cidr_ipv6": ["2001:db8::/32"], "rule_desc": "SSH from admin_cidrs"},
         {"proto": "udp", "ports": ["51999"], "group_name": ["cosmos-a-sentry"],
@@ -335,7 +336,8 @@ def test_placement_looks_up_one_subnet_per_zone_in_the_vpc():
 
 
 def test_filters_raise_ansible_errors():
-    assert set(FilterModule().filters()) == {"provision_plan", "provision_placement", "host_firewall"}
+    assert set(FilterModule().filters()) == {"provision_plan", "provision_placement", "host_firewall", "provision_public_addresses",
+                                             "provision_targets"}
     assert provision_plan(topo())["cluster_names"] == ["cosmos-a"]
     with pytest.raises(AnsibleFilterError, match=r"invalid provision_topology: provision_topology.clusters\[0\].sentry_count"):
         provision_plan(topo(sentry_count=-1))
