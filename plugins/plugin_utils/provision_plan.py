@@ -328,58 +328,36 @@ def build_plan(topology, state="present"):
     }
     seen_names = {}
     seen_records = {}
-    for index, raw in enumerate(clusters_in):
-        where = "%s.clusters[%d]" % (VAR, index)
-        if not isinstance(raw, dict):
-            checker.add(where, "must be a mapping, got %r" % (raw,))
-            continue
-        checker.unknown_keys(where, raw, CLUSTER_KEYS)
-        spec = _merge(defaults, raw)
-        cluster = _cluster(checker, where, spec, subnets, common_tags)
-        if cluster is None:
-            continue
-        name = cluster["summary"]["name"]
-        if name in seen_names:
-            checker.add(where + ".name", "%r is already used by clusters[%d]" % (name, seen_names[name]))
-            continue
-        seen_names[name] = index
-        for record in cluster["records"]:
-            if record["fqdn"] in seen_records:
-                checker.add(where + ".dns_first_index", "gives %s, already used by cluster %s; give the clusters "
-                            "non-overlapping dns_first_index ranges" % (record["fqdn"], seen_records[record["fqdn"]]))
-            seen_records[record["fqdn"]] = name
-        plan["clusters"].append(cluster["summary"])
-        plan["security_groups"].extend(cluster["security_groups"])
-        plan["instances"].extend(cluster["instances"])
-        plan["volumes"].extend(cluster["volumes"])
-        plan["records"].extend(cluster["records"])
-    for index, raw in enumerate(fleets_in):
-        where = "%s.fleets[%d]" % (VAR, index)
-        if not isinstance(raw, dict):
-            checker.add(where, "must be a mapping, got %r" % (raw,))
-            continue
-        checker.unknown_keys(where, raw, FLEET_KEYS)
-        spec = dict(FLEET_DEFAULTS)
-        spec.update(dict((k, v) for k, v in defaults.items() if k in FLEET_DEFAULT_KEYS))
-        spec.update(raw)
-        fleet = _fleet(checker, where, spec, subnets, common_tags)
-        if fleet is None:
-            continue
-        name = fleet["summary"]["name"]
-        if name in seen_names:
-            other = seen_names[name]
-            checker.add(where + ".name", "%r is already used by %s" % (
-                name, "clusters[%d]" % other if isinstance(other, int) else other))
-            continue
-        seen_names[name] = "fleets[%d]" % index
-        for record in fleet["records"] + fleet["shared_records"]:
-            if record["fqdn"] in seen_records and seen_records[record["fqdn"]] != name:
-                checker.add(where + (".shared_name" if record in fleet["shared_records"] else ".dns_prefix"),
-                            "gives %s, already used by %s" % (record["fqdn"], seen_records[record["fqdn"]]))
-            seen_records[record["fqdn"]] = name
-        for key in ("security_groups", "instances", "volumes", "records", "shared_records", "elastic_ips", "load_balancers"):
-            plan[key].extend(fleet[key])
-        plan["fleets"].append(fleet["summary"])
+    kinds = (
+        ("clusters", clusters_in, CLUSTER_KEYS, lambda raw: _merge(defaults, raw), _cluster, "dns_first_index"),
+        ("fleets", fleets_in, FLEET_KEYS, lambda raw: _fleet_spec(defaults, raw), _fleet, "dns_prefix"),
+    )
+    for kind, items, keys, spec_of, expand, dns_key in kinds:
+        for index, raw in enumerate(items):
+            where = "%s.%s[%d]" % (VAR, kind, index)
+            if not isinstance(raw, dict):
+                checker.add(where, "must be a mapping, got %r" % (raw,))
+                continue
+            checker.unknown_keys(where, raw, keys)
+            expanded = expand(checker, where, spec_of(raw), subnets, common_tags)
+            if expanded is None:
+                continue
+            name = expanded["summary"]["name"]
+            if name in seen_names:
+                checker.add(where + ".name", "%r is already used by %s" % (name, seen_names[name]))
+                continue
+            seen_names[name] = "%s[%d]" % (kind, index)
+            shared = expanded.get("shared_records", [])
+            for record in expanded["records"] + shared:
+                owner = seen_records.get(record["fqdn"])
+                if owner is not None and owner != name:
+                    checker.add(where + (".shared_name" if record in shared else "." + dns_key),
+                                "gives %s, already used by %s; give each its own names (non-overlapping dns_first_index "
+                                "ranges, or another dns_prefix)" % (record["fqdn"], owner))
+                seen_records[record["fqdn"]] = name
+            plan[kind].append(expanded["summary"])
+            for key in ("security_groups", "instances", "volumes", "records", "shared_records", "elastic_ips", "load_balancers"):
+                plan[key].extend(expanded.get(key, []))
     instance_names = [i["name"] for i in plan["instances"]]
     for duplicate in sorted(set(n for n in instance_names if instance_names.count(n) > 1)):
         checker.add(VAR, "two nodes would be named %s: rename a cluster or fleet" % duplicate)
@@ -614,6 +592,14 @@ FLEET_ROLES = port_model.FLEET_ROLES
 # Keys of `defaults` a fleet takes (the cluster-only ones, such as sentry_count, do not apply).
 FLEET_DEFAULT_KEYS = FLEET_KEYS & (frozenset(DEFAULTS) | frozenset(("ami", "availability_zones", "volume")))
 LB_TYPES = {"network": ("TCP", "TLS", "UDP", "TCP_UDP"), "application": ("HTTP", "HTTPS")}
+
+
+def _fleet_spec(defaults, raw):
+    """A fleet's keys over the fleet defaults and the `defaults` keys that apply to fleets."""
+    spec = dict(FLEET_DEFAULTS)
+    spec.update(dict((k, v) for k, v in defaults.items() if k in FLEET_DEFAULT_KEYS))
+    spec.update(raw)
+    return spec
 
 
 def _fleet(checker, where, spec, subnets, common_tags):

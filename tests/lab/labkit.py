@@ -172,6 +172,16 @@ class Lab:
             client.create_tags(Resources=[ids[name]], Tags=[{"Key": "Role", "Value": role}])
 
 
+def running_lab(tmp_path_factory, name, **env):
+    """A module fixture's body: the lab built (its first `up` kept as ``lab.first``), then removed."""
+    lab = Lab(name, tmp_path_factory.mktemp("lab") / "state", **env)
+    try:
+        lab.first = lab.up()
+        yield lab
+    finally:
+        lab.down(check=False)
+
+
 def assert_down_leaves_nothing(lab):
     """`lab.sh down`: no container, network, moto or state of the lab is left."""
     port = int(lab.env["LAB_MOTO_PORT"])

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 from chainops_testlib import open_tcp_ports, wait_for
-from labkit import CLI, ROOT, SENTRIES, STANDBY, VALIDATOR, Lab, assert_down_leaves_nothing, status_rows
+from labkit import CLI, ROOT, SENTRIES, STANDBY, VALIDATOR, assert_down_leaves_nothing, running_lab, status_rows
 
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
 FLEET = ["ltc-rpc-1", "ltc-rpc-2"]
@@ -22,12 +22,7 @@ CHECK_INTERVAL = 2  # lab/balancer.yml: inter 2s, fall 2, rise 2
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = Lab("chainops-labops", tmp_path_factory.mktemp("lab") / "state")
-    try:
-        lab.first = lab.up()
-        yield lab
-    finally:
-        lab.down(check=False)
+    yield from running_lab(tmp_path_factory, "chainops-labops")
 
 
 def world(lab):

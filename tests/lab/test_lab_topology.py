@@ -11,18 +11,13 @@ import time
 
 import pytest
 from chainops_testlib import open_tcp_ports, recap, wait_for
-from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, Lab, assert_down_leaves_nothing, status_rows
+from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, assert_down_leaves_nothing, running_lab, status_rows
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     # The fleet and its load balancer are the operations lab's (tests/lab/test_lab_operations.py).
-    lab = Lab("chainops-labtest", tmp_path_factory.mktemp("lab") / "state", LAB_FLEET_COUNT="0")
-    try:
-        lab.first = lab.up()
-        yield lab
-    finally:
-        lab.down(check=False)
+    yield from running_lab(tmp_path_factory, "chainops-labtest", LAB_FLEET_COUNT="0")
 
 
 def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):

@@ -158,10 +158,8 @@ def test_dns_records_per_sentry():
 def test_two_clusters_sharing_a_zone_need_distinct_numbers():
     t = topo(hosted_zone="example.org")
     t["clusters"].append(dict(t["clusters"][0], name="cosmos-b"))
-    assert problems(t) == ["provision_topology.clusters[1].dns_first_index gives node-1.example.org, already used by "
-                           "cluster cosmos-a; give the clusters non-overlapping dns_first_index ranges",
-                           "provision_topology.clusters[1].dns_first_index gives node-2.example.org, already used by "
-                           "cluster cosmos-a; give the clusters non-overlapping dns_first_index ranges"]
+    assert problems(t) == ["provision_topology.clusters[1].dns_first_index gives node-%d.example.org, already used by cosmos-a; "
+                           "give each its own names (non-overlapping dns_first_index ranges, or another dns_prefix)" % n for n in (1, 2)]
     t["clusters"][1]["dns_first_index"] = 3
     assert [r["fqdn"] for r in build_plan(t)["records"]] == ["node-%d.example.org" % n for n in (1, 2, 3, 4)]
 
