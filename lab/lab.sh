@@ -42,6 +42,15 @@ start_moto() {
     step "AWS stand-in: moto already serving $AWS_ENDPOINT_URL (pid $(cat "$LAB_STATE/moto.pid"))"
     return
   fi
+  # A new moto is a new AWS account: containers and networks of this lab name left by a lab whose moto is
+  # gone (killed, or its state directory removed) would collide with the new instances' names.
+  local stale
+  stale=$(podman ps -aq --filter "label=chainops.lab=$LAB_NAME")
+  if [ -n "$stale" ] || [ -n "$(podman network ls -q --filter "label=chainops.lab=$LAB_NAME")" ]; then
+    step "removing what a previous lab $LAB_NAME left (its moto is gone): $(echo "$stale" | wc -w) containers"
+    echo "$stale" | xargs -r podman rm -f -t 0 >/dev/null
+    podman network ls -q --filter "label=chainops.lab=$LAB_NAME" | xargs -r podman network rm >/dev/null
+  fi
   step "AWS stand-in: starting moto on $AWS_ENDPOINT_URL"
   setsid moto_server -H 127.0.0.1 -p "$LAB_MOTO_PORT" >"$LAB_STATE/moto.log" 2>&1 < /dev/null &
   echo $! > "$LAB_STATE/moto.pid"

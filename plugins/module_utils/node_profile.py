@@ -98,8 +98,11 @@ def _check_install(install, errors):
             errors.append("install.url is required when install.method is url")
         if install.get("archive") not in (None, "none", "tar"):
             errors.append("install.archive must be 'tar' or 'none', got %r" % install.get("archive"))
-        if install.get("archive") == "tar" and not install.get("archive_member"):
-            errors.append("install.archive_member is required when install.archive is tar")
+        if install.get("archive") == "tar" and not install.get("archive_member") and not install.get("tree"):
+            errors.append("install.archive_member is required when install.archive is tar (or install.tree: true "
+                          "to unpack the whole archive)")
+        if install.get("tree") and install.get("archive") != "tar":
+            errors.append("install.tree needs install.archive: tar")
         if not isinstance(install.get("checksums", {}), dict):
             errors.append("install.checksums must map version -> {arch: 'sha256:<hex>'}")
 

@@ -205,9 +205,16 @@ class Problems(object):
     def url(self, name, value, schemes=("http", "https")):
         if not self.single_line(name, value):
             return False
-        match = re.match(r"^([a-z][a-z0-9+.-]*)://([^/?#\s]+)", value)
+        match = re.match(r"^([a-z][a-z0-9+.-]*)://([^/?#\s]*)", value)
         if not match or match.group(1) not in schemes:
             return self.add(name, value, "must be a URL starting with %s" % " or ".join(s + "://" for s in schemes))
+        if match.group(1) == "file":
+            # file:///path: no host (or localhost), an absolute path.
+            if match.group(2) not in ("", "localhost") or len(value) <= match.end() + 1:
+                return self.add(name, value, "must be file:///absolute/path")
+            return True
+        if not match.group(2):
+            return self.add(name, value, "must name a host after %s://" % match.group(1))
         if "@" in match.group(2):
             return self.add(name, value, "must not carry credentials (user:password@)")
         return True

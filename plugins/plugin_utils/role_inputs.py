@@ -12,6 +12,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.chainops.validator.plugins.plugin_utils.inputs import Problems, as_int
+from ansible_collections.chainops.validator.plugins.plugin_utils.recovery_code import recovery_code_problem
 
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~:_-]{0,99}$")
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -89,6 +90,9 @@ def node_problems(values, inventory_hosts=()):
     peers(p, "node_private_peers", values.get("node_private_peers", []), inventory_hosts)
     p.single_line("node_p2p_advertise_address", values.get("node_p2p_advertise_address", ""), allow_empty=True)
     secrets = values.get("node_secrets") or {}
+    # The profile's secrets that have a format (a Polykey recovery code: bip39), by path.
+    secret_formats = dict((s.get("path"), s.get("format")) for s in values.get("node_profile_secrets") or []
+                          if isinstance(s, dict) and s.get("format"))
     if not isinstance(secrets, dict):
         p.add("node_secrets", "<not shown>", "must be a mapping {file name: content}")
     else:
@@ -102,6 +106,10 @@ def node_problems(values, inventory_hosts=()):
                 # The content is a secret: its type is named, never the value.
                 p.items.append("%s: the content must be a non-empty string (the file's text), got %s"
                                % (where, kind(content)))
+            elif secret_formats.get(key if key.startswith("/") else values["node_data_dir"] + "/" + key) == "bip39":
+                problem = recovery_code_problem(content.strip())
+                if problem:
+                    p.items.append("%s: the recovery code %s" % (where, problem))
     _strings_single_line(p, "node_config", values.get("node_config") or {})
     if values.get("node_install_url"):
         p.url("node_install_url", values["node_install_url"], schemes=("https", "http", "file"))

@@ -46,8 +46,24 @@ DATADOG = {"datadog_agent_api_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "datadog
 RESTORE = dict(NODE, snapshot_restore_source="ebs", snapshot_restore_ebs_instance_id="i-0123456789abcdef0",
                node_data_mount="/data")
 
+# A Polykey seed from the bundle fetch-artifacts.sh built (its recovery code is a test value).
+ARTIFACTS = Path(os.environ.get("CHAINOPS_CACHE", ROOT / ".cache")) / "artifacts"
+PK_CODE = ("cool sunny spy battle pet arctic title tiger kid wrap dinner sadness "
+           "unhappy squirrel element report amateur viable tunnel opera artwork popular myth subject")
+POLYKEY = {"node_profile": "polykey-npm", "node_start": False,
+           "node_install_url": "file://" + (ARTIFACTS / "polykey-agent.path").read_text().strip(),
+           "node_install_sha256": (ARTIFACTS / "polykey-agent.sha256").read_text().strip(),
+           "node_secrets": {"recovery-code": PK_CODE, "password": "zzz-not-shown-password"}}
+
 # (case, role, variables, text the failure message must contain)
 ROLE_CASES = [
+    # a Polykey seed: the recovery code, the password, the seed list
+    ("recovery code of 23 words", "node", dict(POLYKEY, node_secrets={"recovery-code": PK_CODE.rsplit(" ", 1)[0], "password": "x"}),
+     "node_secrets['recovery-code']: the recovery code has 23 words, a recovery code has 24"),
+    ("seed without its password", "node", dict(POLYKEY, node_secrets={"recovery-code": PK_CODE}),
+     "node_mode standalone requires the secret file /var/lib/polykey-npm/password"),
+    ("seed list naming an unknown host", "node", dict(POLYKEY, node_peers=["pk-seed-9"]),
+     "node_peers[0]: 'pk-seed-9' is not valid: is not a host of the inventory"),
     # names that become paths, accounts and unit lines
     ("secret outside the data dir", "node", dict(NODE, node_secrets={"../../etc/cron.d/evil": "* * * * * root id"}),
      "node_secrets['../../etc/cron.d/evil']: '../../etc/cron.d/evil' is not valid: a relative name must stay inside"),
@@ -189,6 +205,8 @@ def test_every_bad_role_input_fails_naming_it_and_the_host_does_not_change(host,
             wrong[case] = message
     assert not wrong, json.dumps(wrong, indent=1)
     assert "zzz-not-shown" not in proc.stdout + proc.stderr
+    words = PK_CODE.split()  # no two consecutive words of the recovery code anywhere in the output
+    assert not [pair for pair in zip(words, words[1:]) if " ".join(pair) in proc.stdout + proc.stderr]
     assert fingerprint() == before
 
 

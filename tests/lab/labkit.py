@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import testinfra
+from chainops_testlib import listeners
 from moto_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +81,10 @@ class Lab:
     def host(self, name):
         """A testinfra host on the lab container (podman exec, no Ansible)."""
         return testinfra.get_host("podman://%s-%s" % (self.name, name))
+
+    def listening(self, host):
+        """The TCP ports the host listens on (any address): a port scan probes them again slowly."""
+        return sorted({listener[1] for listener in listeners(self.host(host))})
 
     def node_active(self, host):
         return self.on(host, "systemctl", "is-active", "litecoind", check=False) == "active"

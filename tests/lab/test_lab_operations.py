@@ -62,9 +62,10 @@ def test_the_fleet_hosts_firewall_comes_from_the_same_plan(lab):
         assert re.search(r"ip saddr %s tcp dport 9680 accept" % re.escape(lb_cidr), live), live
         assert re.search(r"ip saddr %s tcp dport 19443 accept" % re.escape(lb_cidr), live), live
     # From the load balancer's network the RPC and the health check answer; from the internet only P2P.
-    assert open_tcp_ports(lab.host("balancer"), lab.name + "-" + FLEET[0], 19443, 19444) == [19443, 19444]
-    assert open_tcp_ports(lab.host("balancer"), lab.name + "-" + FLEET[0], 9680, 9680) == [9680]
-    assert open_tcp_ports(lab.host("internet"), lab.name + "-" + FLEET[0], 9600, 19500) == [19444]
+    target, listening = lab.name + "-" + FLEET[0], lab.listening(FLEET[0])
+    assert open_tcp_ports(lab.host("balancer"), target, 19443, 19444, listening) == [19443, 19444]
+    assert open_tcp_ports(lab.host("balancer"), target, 9680, 9680, listening) == [9680]
+    assert open_tcp_ports(lab.host("internet"), target, 9600, 19500, listening) == [19444]
 
 
 def test_the_balancer_takes_a_node_that_falls_behind_out_and_back(lab):

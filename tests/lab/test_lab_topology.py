@@ -96,11 +96,11 @@ def test_firewall_is_an_own_default_deny_table(lab):
 def test_no_tcp_port_of_a_hub_answers_the_internet(lab):
     internet = lab.host("internet")
     for hub in HUBS:
-        assert open_tcp_ports(internet, lab.ip_of(hub)) == [], hub
+        assert open_tcp_ports(internet, lab.ip_of(hub), listening=lab.listening(hub)) == [], hub
     for name in SENTRIES:
-        assert open_tcp_ports(internet, lab.ip_of(name), 19400, 19500) == [19444], name  # P2P open, RPC (19443) not
+        assert open_tcp_ports(internet, lab.ip_of(name), 19400, 19500, lab.listening(name)) == [19444], name  # P2P open, RPC (19443) not
     # The validator's P2P port answers on the overlay, from a sentry.
-    assert open_tcp_ports(lab.host(SENTRIES[0]), lab.wg_state(VALIDATOR)["address"], 19443, 19444) == [19444]
+    assert open_tcp_ports(lab.host(SENTRIES[0]), lab.wg_state(VALIDATOR)["address"], 19443, 19444, lab.listening(VALIDATOR)) == [19444]
 
 
 def test_validator_sees_blocks_only_through_its_sentries(lab):

@@ -415,8 +415,32 @@ def _waku_connected_peers(peers):
     return len({p.get("multiaddr") for p in peers if isinstance(p, dict) and connected(p)})
 
 
+class PolykeyAdapter(Adapter):
+    """The Polykey agent runner's loopback status (GET /status): the agent is LIVE, and the nodes it holds
+    open connections to. Polykey has no chain: no height, no sync state."""
+    name = "polykey"
+    reports_syncing = False
+    reports_height = False
+    reports_head_time = False
+
+    def poll(self, client, cfg):
+        doc = client.get_json("/status")
+        if doc.get("status") != "LIVE":
+            raise RpcError("agent status %s" % doc.get("status"))
+        connections = doc.get("connections")
+        status = NodeStatus(peers=len(connections) if isinstance(connections, list) else None)
+        graph = doc.get("nodeGraph")
+        status.detail = {"nodeId": doc.get("nodeId"), "connections": connections,
+                         "nodeGraphSize": len(graph) if isinstance(graph, list) else None}
+        return status
+
+    def height(self, client):
+        raise RpcError("polykey has no chain height")
+
+
 ADAPTERS = {adapter.name: adapter for adapter in (
-    BitcoinAdapter(), EthereumAdapter(), CometBFTAdapter(), SubstrateAdapter(), IconAdapter(), WakuAdapter())}
+    BitcoinAdapter(), EthereumAdapter(), CometBFTAdapter(), SubstrateAdapter(), IconAdapter(), WakuAdapter(),
+    PolykeyAdapter())}
 
 
 # --------------------------------------------------------------------------- configuration

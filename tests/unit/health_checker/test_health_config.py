@@ -42,7 +42,7 @@ def test_minimal_config_gets_documented_defaults():
 
 @pytest.mark.parametrize("raw,expected", [
     ({"adapter": "dogecoin", "node": NODE},
-     "adapter: unknown adapter 'dogecoin' (choose one of bitcoin, cometbft, ethereum, icon, substrate, waku)"),
+     "adapter: unknown adapter 'dogecoin' (choose one of bitcoin, cometbft, ethereum, icon, polykey, substrate, waku)"),
     ({"node": NODE}, "adapter: unknown adapter None"),
     ({"adapter": "bitcoin"}, "node: required"),
     ({"adapter": "bitcoin", "node": {"url": "ftp://127.0.0.1:21"}}, "node.url: bad URL 'ftp://127.0.0.1:21': scheme"),

@@ -113,7 +113,15 @@ def test_url_install_needs_url_and_archive_member():
     profile["install"].pop("archive_member")
     errors = validate_profile(profile)
     assert "node profile 'anvil': install.url is required when install.method is url" in errors
-    assert "node profile 'anvil': install.archive_member is required when install.archive is tar" in errors
+    assert ("node profile 'anvil': install.archive_member is required when install.archive is tar (or install.tree: true "
+            "to unpack the whole archive)") in errors
+
+
+def test_a_tree_install_unpacks_the_whole_tar_archive():
+    profile = load("polykey-npm")
+    assert validate_profile(profile) == [] and profile["install"]["tree"] is True
+    profile["install"]["archive"] = "none"
+    assert validate_profile(profile) == ["node profile 'polykey-npm': install.tree needs install.archive: tar"]
 
 
 def test_unknown_network_lists_supported_ones():

@@ -257,6 +257,25 @@ def test_problems_collects_in_order():
     assert p.items == ["a: 0 is not valid: must be an integer from 1 to 65535", "c: '::1' is not valid: must be an IPv4 address"]
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("file:///srv/mirror/agent.tar.gz", None),
+    ("file://localhost/srv/agent.tar.gz", None),
+    ("https://mirror.example/agent.tar.gz", None),
+    ("file://", "must be file:///absolute/path"),
+    ("file:///", "must be file:///absolute/path"),
+    ("file://mirror.example/agent.tar.gz", "must be file:///absolute/path"),
+    ("https:///agent.tar.gz", "must name a host after https://"),
+    ("ftp://mirror.example/agent.tar.gz", "must be a URL starting with https:// or http:// or file://"),
+])
+def test_urls_file_urls_have_a_path_others_a_host(url, expected):
+    p = Problems()
+    p.url("u", url, schemes=("https", "http", "file"))
+    if expected is None:
+        assert p.items == []
+    else:
+        assert len(p.items) == 1 and expected in p.items[0], p.items
+
+
 def test_integers_as_extra_vars_give_them():
     """-e node_wait_timeout=20 arrives as the string '20': valid, as the argument spec converts it."""
     assert node_problems(with_(NODE, node_wait_timeout="20", node_limit_nofile="65536")) == []
@@ -266,3 +285,26 @@ def test_integers_as_extra_vars_give_them():
                                             wireguard_sentry_p2p_ports=[{"port": "2222"}]), [], [])
     assert found == ["wireguard_sentry_p2p_ports[0]: {'port': '2222'} is not valid: is the SSH port (wireguard_sentry_ssh_port 2222): "
                      "it would be open to everyone"]
+
+
+# A valid 24-word code (made by polykey's own generateRecoveryCode) and broken versions of it.
+CODE = ("cool sunny spy battle pet arctic title tiger kid wrap dinner sadness unhappy squirrel element report amateur viable "
+        "tunnel opera artwork popular myth subject")
+POLYKEY_SECRETS = [{"path": "/var/lib/polykey/recovery-code", "format": "bip39"}, {"path": "/var/lib/polykey/password"}]
+
+
+@pytest.mark.parametrize("code, expected", [
+    (CODE, None),
+    (" ".join(CODE.split()[:23]), "the recovery code has 23 words, a recovery code has 24"),
+    (CODE.replace("spy", "spyy"), "the recovery code word 3 is not a BIP-39 word"),
+    (" ".join(CODE.split()[:22] + CODE.split()[:21:-1]), "the recovery code fails the BIP-39 checksum"),
+])
+def test_polykey_recovery_codes_are_checked_before_anything_changes(code, expected):
+    values = with_(NODE, node_data_dir="/var/lib/polykey", node_config_dir="/etc/chainops/polykey", node_profile_secrets=POLYKEY_SECRETS,
+                   node_secrets={"recovery-code": code, "password": "secret"})
+    found = node_problems(values)
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0].startswith("node_secrets['recovery-code']: " + expected), found
+        assert not any(word in found[0] for word in CODE.split() if len(word) > 4)  # no word of the code is shown
