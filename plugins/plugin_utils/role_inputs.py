@@ -89,6 +89,15 @@ def node_problems(values, inventory_hosts=()):
     peers(p, "node_peers", values.get("node_peers", []), inventory_hosts)
     peers(p, "node_private_peers", values.get("node_private_peers", []), inventory_hosts)
     p.single_line("node_p2p_advertise_address", values.get("node_p2p_advertise_address", ""), allow_empty=True)
+    # Settings a profile cannot run without (Lighthouse's checkpoint sync URL): in node_config, or in the
+    # network's settings (node_profile_overrides).
+    config = values.get("node_config") if isinstance(values.get("node_config"), dict) else {}
+    network_settings = values.get("node_profile_network_settings") or {}
+    for key, why in sorted((values.get("node_profile_required_config") or {}).items()):
+        if not (config.get(key) or network_settings.get(key)):
+            p.items.append("node_config.%s: is required by profile %s (%s): %s; or give it for the network in "
+                           "node_profile_overrides.networks.<network>.%s" % (key, values["node_profile"], values.get("node_network") or "its default network",
+                                                                             why, key))
     secrets = values.get("node_secrets") or {}
     # The profile's secrets that have a format (a Polykey recovery code: bip39), by path.
     secret_formats = dict((s.get("path"), s.get("format")) for s in values.get("node_profile_secrets") or []
@@ -146,6 +155,11 @@ def health_checker_problems(values):
             p.absolute_path(name, path)
     if values.get("health_checker_node_url"):
         p.url("health_checker_node_url", values["health_checker_node_url"])
+    if values.get("health_checker_consensus_url"):
+        p.url("health_checker_consensus_url", values["health_checker_consensus_url"])
+        if values.get("health_checker_adapter") not in ("", "ethereum"):
+            p.add("health_checker_consensus_url", values["health_checker_consensus_url"],
+                  "only the ethereum adapter has a consensus client (adapter is %s)" % values.get("health_checker_adapter"))
     p.integer("health_checker_wait_timeout", values.get("health_checker_wait_timeout"), 1, 3600)
     return p.items
 

@@ -39,7 +39,7 @@ RENDER_PLAYBOOK = """
         node_private_peers: "{{ case.private_peers }}"
         node_install_dir: "{{ case.install_dir }}"
         node_render_dest: "{{ case.dest }}"
-        node_config: {moniker: test-node, chain_id: test-1, daemon: gaiad}
+        node_config: {moniker: test-node, chain_id: test-1, daemon: gaiad, checkpoint_sync_url: "https://beacon.example.org"}
       loop: "{{ cases }}"
       loop_control:
         loop_var: case
@@ -122,3 +122,24 @@ def test_profile_renders_a_valid_unit_and_config(rendered, profile, mode):
     if resolved.get("identity", {}).get("kind") != "none":
         for peer in wanted:
             assert peer["address"] in everything, "%s %s mode does not use peer %s" % (profile, mode, peer["address"])
+
+
+def test_the_ethereum_pair_shares_one_engine_secret_over_loopback(rendered):
+    """geth and Lighthouse on one host: the same JWT file as each unit's credential, the engine API on
+    loopback at the port Lighthouse dials, every API of both on loopback, the checkpoint URL given."""
+    geth, beacon = rendered / "geth" / "standalone", rendered / "lighthouse" / "standalone"
+    geth_unit, beacon_unit = (geth / "geth.service").read_text(), (beacon / "lighthouse.service").read_text()
+    jwt = "LoadCredential=engine-jwt:/etc/chainops/ethereum/engine-jwt.hex"
+    assert jwt in geth_unit.splitlines() and jwt in beacon_unit.splitlines()
+    assert "--authrpc.jwtsecret %d/engine-jwt" in geth_unit and "--execution-jwt %d/engine-jwt" in beacon_unit
+    node = tomllib.loads((geth / "geth.toml").read_text())["Node"]
+    assert "JWTSecret" not in node  # the credential, not a path readable by the node user
+    flags = tomllib.loads((beacon / "lighthouse.toml").read_text())
+    assert (node["AuthAddr"], node["AuthPort"]) == ("127.0.0.1", 8551)
+    assert flags["execution-endpoint"] == "http://%s:%d" % (node["AuthAddr"], node["AuthPort"])
+    assert node["HTTPHost"] == "127.0.0.1" and flags["http-address"] == "127.0.0.1" and flags["metrics-address"] == "127.0.0.1"
+    assert (flags["network"], flags["checkpoint-sync-url"], flags["port"], flags["quic-port"]) == \
+        ("mainnet", "https://beacon.example.org", "9000", "9001")
+    resolved = json.loads((beacon / "profile.json").read_text())
+    public = {(p["port"], p["protocol"]) for p in resolved["ports"].values() if p["bind"] not in ("127.0.0.1", "::1")}
+    assert public == {(9000, "tcp"), (9000, "udp"), (9001, "udp")}

@@ -74,7 +74,7 @@ def listeners(host) -> list[tuple[str, int]]:
 # Runs inside a test host: connect to every TCP port of a target at once (bounded concurrency)
 # and print the ports that accepted. Dropped packets time out (filtered), rejects fail fast. On a loaded
 # machine an open port can miss the 0.5 s of the fast pass: the ports the target listens on (argv[4],
-# comma-separated) that it missed are probed again one by one with 5 s each.
+# comma-separated) that it missed are probed again, a few connections with 5 s each.
 PORT_SCAN = r"""
 import asyncio, json, sys
 target, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -90,10 +90,10 @@ async def probe(port, limit, opened, timeout):
 async def main():
     limit, opened = asyncio.Semaphore(2000), []
     await asyncio.gather(*(probe(p, limit, opened, 0.5) for p in range(first, last + 1)))
-    one = asyncio.Semaphore(1)
-    for port in listening:
-        if first <= port <= last and port not in opened:
-            await probe(port, one, opened, 5)
+    missed = [port for port in listening if first <= port <= last and port not in opened]
+    if missed:
+        limit = asyncio.Semaphore(len(missed))
+        await asyncio.gather(*(probe(port, limit, opened, 5) for port in missed))
     print(json.dumps(sorted(opened)))
 asyncio.run(main())
 """

@@ -292,13 +292,25 @@ class BitcoinAdapter(Adapter):
 class EthereumAdapter(Adapter):
     name = "ethereum"
 
-    def poll(self, client, cfg):
+    def poll(self, client, cfg, consensus=None):
         status = NodeStatus(height=to_int(client.rpc("eth_blockNumber")))
         # false when synced, a progress object while syncing; None here means the call failed.
         sync = soft(status, "eth_syncing", lambda: client.rpc("eth_syncing"))
         status.syncing = None if sync is None else sync is not False
         if isinstance(sync, dict):
             status.detail["sync"] = {k: sync.get(k) for k in ("startingBlock", "currentBlock", "highestBlock")}
+        if consensus is not None:
+            # After the merge the execution client only follows the chain its consensus client gives it:
+            # synced needs both, and a beacon node that is optimistic (its execution payloads not yet
+            # verified) or has lost its execution client is not synced either.
+            beacon = soft(status, "consensus /eth/v1/node/syncing", lambda: consensus.get_json("/eth/v1/node/syncing")["data"])
+            if not isinstance(beacon, dict):
+                status.syncing = None
+            else:
+                status.detail["consensus"] = {k: beacon.get(k) for k in
+                                              ("head_slot", "sync_distance", "is_syncing", "is_optimistic", "el_offline")}
+                behind = any(beacon.get(k) is not False for k in ("is_syncing", "is_optimistic")) or beacon.get("el_offline") is True
+                status.syncing = None if status.syncing is None else status.syncing or behind
         block = soft(status, "eth_getBlockByNumber", lambda: client.rpc("eth_getBlockByNumber", ["latest", False]))
         if isinstance(block, dict):
             status.head_time = soft(status, "eth_getBlockByNumber.timestamp", lambda: float(to_int(block["timestamp"])))
@@ -445,7 +457,7 @@ ADAPTERS = {adapter.name: adapter for adapter in (
 
 # --------------------------------------------------------------------------- configuration
 
-TOP_KEYS = {"adapter", "node", "references", "reference_policy", "listen_host", "listen_port",
+TOP_KEYS = {"adapter", "node", "consensus", "references", "reference_policy", "listen_host", "listen_port",
             "poll_interval_s", "timeout_s", "stale_after_s", "min_peers", "max_head_age_s",
             "max_lag_blocks", "bootstrap", "max_connections", "target_group"}
 ENDPOINT_KEYS = {"url", "user", "password_file", "cookie_file", "headers"}
@@ -565,7 +577,13 @@ def validate_config(raw):
     else:
         check.endpoint(raw["node"], "node", ENDPOINT_KEYS)
 
-    cfg = {"adapter": adapter_name, "node": raw.get("node")}
+    if "consensus" in raw:
+        if adapter_name != "ethereum":
+            problems.append("consensus: only the ethereum adapter has a consensus client (a beacon node API URL)")
+        else:
+            check.endpoint(raw["consensus"], "consensus", ENDPOINT_KEYS)
+
+    cfg = {"adapter": adapter_name, "node": raw.get("node"), "consensus": raw.get("consensus")}
     cfg["poll_interval_s"] = check.number(raw, "poll_interval_s", 5.0, minimum=0.1)
     cfg["timeout_s"] = check.number(raw, "timeout_s", 2.0, minimum=0, exclusive=True)
     default_stale = 2 * cfg["poll_interval_s"] + cfg["timeout_s"]
@@ -778,7 +796,7 @@ def evaluate(cfg, node, node_error, references, now, bootstrap_active=False):
 
 
 def _sync_hint(node):
-    keys = ("headers", "initialblockdownload", "highestBlock", "catching_up", "nodeHealth", "sync")
+    keys = ("headers", "initialblockdownload", "highestBlock", "catching_up", "nodeHealth", "sync", "consensus")
     hint = {k: node.detail[k] for k in keys if k in node.detail}
     return json.dumps(hint, sort_keys=True) if hint else "no detail"
 
@@ -958,6 +976,8 @@ class Poller:
         self.cfg = cfg
         self.adapter = ADAPTERS[cfg["adapter"]]
         self.node_client = Client(Endpoint(cfg["node"], "node"), cfg["timeout_s"])
+        # The beacon node beside an Ethereum execution client, asked in the same poll.
+        self.node_extra = {"consensus": Client(Endpoint(cfg["consensus"], "consensus"), cfg["timeout_s"])} if cfg.get("consensus") else {}
         self.references = [Reference(ref["name"], ADAPTERS[ref["adapter"]],
                                      Client(Endpoint(ref, ref["name"]), cfg["timeout_s"])) for ref in cfg["references"]]
         # References are asked in parallel with the node so a poll costs one timeout, not N.
@@ -977,7 +997,7 @@ class Poller:
 
     def poll_node(self):
         try:
-            return self.adapter.poll(self.node_client, self.cfg), None
+            return self.adapter.poll(self.node_client, self.cfg, **self.node_extra), None
         except RpcError as exc:
             return None, str(exc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

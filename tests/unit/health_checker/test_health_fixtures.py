@@ -275,3 +275,52 @@ def test_ethereum_syncing_progress_object_is_syncing(fixture_node, start_service
     since = time.monotonic()
     node.set_result("eth_syncing", False)
     service.assert_flips(200, since, "eth_syncing returned false")
+
+
+# ----------------------------------------------------------------------------- Ethereum with its consensus client
+
+def ethereum_pair(fixture_node):
+    execution, beacon = fixture_node(), fixture_node()
+    for method in ("eth_blockNumber", "eth_getBlockByNumber", "net_peerCount"):
+        execution.set_rpc(method, fixture_json(f"ethereum_{method}.json"))
+    execution.set_result("eth_syncing", False)
+    synced = fixture_json("beacon_node_syncing.json")
+    beacon.set_json("/eth/v1/node/syncing", synced)
+    return execution, beacon, synced
+
+
+@pytest.mark.parametrize("field, value", [("is_syncing", True), ("is_optimistic", True), ("el_offline", True)])
+def test_ethereum_is_synced_only_when_its_beacon_node_is(fixture_node, start_service, field, value):
+    """The execution client says it is not syncing; the beacon node beside it decides."""
+    execution, beacon, synced = ethereum_pair(fixture_node)
+    service = start_service({"adapter": "ethereum", "node": {"url": execution.url}, "consensus": {"url": beacon.url}})
+    doc = service.wait_status(200)[1]
+    assert doc["checks"]["not_syncing"] == {"status": "pass", "value": False}
+    assert beacon.hits["/eth/v1/node/syncing"] >= 1
+
+    since = time.monotonic()
+    beacon.set_json("/eth/v1/node/syncing", {"data": dict(synced["data"], **{field: value})})
+    doc = service.assert_flips(503, since, "the beacon node reported %s=%s" % (field, value))
+    assert doc["checks"]["not_syncing"]["value"] is True
+    assert '"%s": true' % field in doc["checks"]["not_syncing"]["reason"]
+
+    since = time.monotonic()
+    beacon.set_json("/eth/v1/node/syncing", synced)
+    service.assert_flips(200, since, "the beacon node is synced again")
+
+
+def test_ethereum_with_its_beacon_node_down_is_not_synced(fixture_node, start_service):
+    execution, beacon, _synced = ethereum_pair(fixture_node)
+    del beacon.get_routes["/eth/v1/node/syncing"]
+    service = start_service({"adapter": "ethereum", "node": {"url": execution.url}, "consensus": {"url": beacon.url}})
+    status, doc = service.get()
+    assert status == 503
+    check = doc["checks"]["not_syncing"]
+    assert check["status"] == "fail" and check["value"] is None
+    assert "consensus /eth/v1/node/syncing: consensus/eth/v1/node/syncing: HTTP 404" in check["reason"]
+
+
+def test_a_consensus_client_belongs_to_the_ethereum_adapter_only(hc):
+    with pytest.raises(hc.ConfigError) as info:
+        hc.validate_config({"adapter": "bitcoin", "node": {"url": "http://127.0.0.1:8332"}, "consensus": {"url": "http://127.0.0.1:5052"}})
+    assert "consensus: only the ethereum adapter has a consensus client (a beacon node API URL)" in info.value.problems

@@ -276,6 +276,28 @@ def test_urls_file_urls_have_a_path_others_a_host(url, expected):
         assert len(p.items) == 1 and expected in p.items[0], p.items
 
 
+def test_a_profiles_required_setting_is_named_when_missing():
+    """Lighthouse cannot start without a checkpoint sync URL: in node_config or the network's settings."""
+    lighthouse = dict(NODE, node_profile="lighthouse", node_network="mainnet",
+                      node_profile_required_config={"checkpoint_sync_url": "the finalized state to start from"},
+                      node_profile_network_settings={"name": "mainnet", "checkpoint_sync_url": ""})
+    assert node_problems(lighthouse) == [
+        "node_config.checkpoint_sync_url: is required by profile lighthouse (mainnet): the finalized state to start from; "
+        "or give it for the network in node_profile_overrides.networks.<network>.checkpoint_sync_url"]
+    assert node_problems(dict(lighthouse, node_config={"checkpoint_sync_url": "https://beacon.example.org"})) == []
+    assert node_problems(dict(lighthouse, node_profile_network_settings={"checkpoint_sync_url": "https://beacon.example.org"})) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"health_checker_consensus_url": "127.0.0.1:5052"}, "health_checker_consensus_url: '127.0.0.1:5052' is not valid: must be a URL"),
+    ({"health_checker_consensus_url": "http://127.0.0.1:5052", "health_checker_adapter": "bitcoin"},
+     "health_checker_consensus_url: 'http://127.0.0.1:5052' is not valid: only the ethereum adapter has a consensus client"),
+])
+def test_health_checker_consensus_url(changes, expected):
+    found = health_checker_problems(with_(HEALTH, **changes))
+    assert any(problem.startswith(expected) for problem in found), found
+
+
 def test_integers_as_extra_vars_give_them():
     """-e node_wait_timeout=20 arrives as the string '20': valid, as the argument spec converts it."""
     assert node_problems(with_(NODE, node_wait_timeout="20", node_limit_nofile="65536")) == []

@@ -20,7 +20,7 @@ RADICLE = {"name": "rad-orgs", "chain": "radicle", "network": "main", "count": 3
 WAKU = {"name": "waku", "chain": "waku", "network": "staging", "count": 2, "p2p_ports": [60000, "9000/udp"],
         "elastic_ip": True, "ipv6": True, "hosted_zone": "waku.example.org", "dns_prefix": "node"}
 ETHEREUM = {"name": "eth-rpc", "chain": "ethereum", "network": "mainnet", "role": "rpc", "count": 1,
-            "p2p_ports": [30303, "30303/udp"], "rpc_ports": [8545, 8546], "hosted_zone": "eth.example.org"}
+            "p2p_ports": [30303, "30303/udp", 9000, "9000/udp", "9001/udp"], "rpc_ports": [8545, 8546], "hosted_zone": "eth.example.org"}
 ICON = {"name": "icx-endpoints", "chain": "icon", "network": "mainnet", "role": "rpc", "count": 3, "p2p_ports": [7100],
         "rpc_ports": [9000], "load_balancer": {"type": "network", "port": 9000}}
 
@@ -93,6 +93,9 @@ def test_ethereum_rpc_node_with_an_access_group():
     # RPC is never open to the internet.
     assert not [r for r in groups["eth-rpc-node"]["rules"] if r["rule_desc"] == "private RPC" and "cidr_ip" in r]
     assert plan["fleets"][0]["access_group"] == "eth-rpc-access"
+    # geth's P2P (30303 tcp+udp) and Lighthouse's (9000 tcp+udp, QUIC 9001/udp) for everyone.
+    public = {(r["proto"], port) for r in groups["eth-rpc-node"]["rules"] if r.get("cidr_ip") == ["0.0.0.0/0"] for port in r["ports"]}
+    assert public >= {("tcp", "30303"), ("udp", "30303"), ("tcp", "9000"), ("udp", "9000"), ("udp", "9001")}
     assert plan["instances"][0]["public_ip"] is True and plan["instances"][0]["fqdn"] == "eth-rpc-1.eth.example.org"
 
 
