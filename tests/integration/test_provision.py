@@ -119,17 +119,22 @@ def records(r53, zone_id):
             for s in sets if s["Type"] == "A"}
 
 
+def provisioned(endpoint, tmp_path_factory, name, make_topology):
+    """A class fixture's body: a fresh moto account (VPC and subnets), the topology provisioned once (its
+    run kept as ``first``), and moto reset afterwards."""
+    reset(endpoint)
+    data = seed(endpoint)
+    data["endpoint"] = endpoint
+    data["tmp"] = tmp_path_factory.mktemp(name)
+    data["topology"] = make_topology(data)
+    data["first"] = run(endpoint, data["topology"], tmp=data["tmp"])
+    yield data
+    reset(endpoint)
+
+
 @pytest.fixture(scope="class")
 def world(moto_server, tmp_path_factory):
-    reset(moto_server)
-    data = seed(moto_server)
-    data["endpoint"] = moto_server
-    data["tmp"] = tmp_path_factory.mktemp("provision")
-    data["topology"] = topology(data)
-    proc = run(moto_server, data["topology"], tmp=data["tmp"])
-    data["first"] = proc
-    yield data
-    reset(moto_server)
+    yield from provisioned(moto_server, tmp_path_factory, "provision", topology)
 
 
 class TestLifecycle:

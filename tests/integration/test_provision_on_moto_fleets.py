@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 from playbook_runner import recap
-from test_provision import AMI, HOSTED_ZONE, REGION, clients, instances, records, reset, rule_set, run, seed
+from test_provision import AMI, HOSTED_ZONE, REGION, clients, instances, provisioned, records, reset, rule_set, run, seed
 
 
 def fleet_topology(world):
@@ -30,14 +30,7 @@ def fleet_topology(world):
 
 @pytest.fixture(scope="class")
 def fleet_world(moto_server, tmp_path_factory):
-    reset(moto_server)
-    data = seed(moto_server)
-    data["endpoint"] = moto_server
-    data["tmp"] = tmp_path_factory.mktemp("fleets")
-    data["topology"] = fleet_topology(data)
-    data["first"] = run(moto_server, data["topology"], tmp=data["tmp"])
-    yield data
-    reset(moto_server)
+    yield from provisioned(moto_server, tmp_path_factory, "fleets", fleet_topology)
 
 
 def elbv2(endpoint):
