@@ -51,20 +51,19 @@ def test_client_joins_through_the_seed_list_and_the_graphs_hold_the_seeds():
     graph only sometimes, after a check of its own: not asserted.)"""
     seeds = {derived_id(name) for name in SEEDS}
     client = derived_id(CLIENT)
-    expected = {CLIENT: ("connections", seeds), CLIENT + " graph": ("nodeGraph", seeds)}
+    expected = [(CLIENT, "connections", seeds), (CLIENT, "nodeGraph", seeds)]
     for name in SEEDS:
-        expected[name] = ("connections", {client})
-        expected[name + " graph"] = ("nodeGraph", seeds - {derived_id(name)})
-    for what, (field, wanted) in expected.items():
-        host, seen = what.split()[0], {}
+        expected += [(name, "connections", {client}), (name, "nodeGraph", seeds - {derived_id(name)})]
+    for host, field, wanted in expected:
+        last = {}
 
-        def holds(host=host, field=field, wanted=wanted, seen=seen):  # pylint: disable=dangerous-default-value # last status, for the message
-            seen.update(status(host))
-            return wanted <= set(seen[field])
+        def holds(host=host, field=field, wanted=wanted, last=last):  # pylint: disable=dangerous-default-value # last status, for the message
+            last.update(status(host))
+            return wanted <= set(last[field])
         try:
             wait_for(holds, timeout=120, message="%s's %s to hold %s" % (host, field, sorted(wanted)))
         except AssertionError as error:
-            raise AssertionError("%s; last status %s" % (error, seen)) from None
+            raise AssertionError("%s; last status %s" % (error, last)) from None
 
 
 HEALTH = "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:9680/health', timeout=3)\""
