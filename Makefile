@@ -17,11 +17,11 @@ MOLECULE_ORDER := $(foreach s,$(MOLECULE_SLOW),$(filter $(s),$(SCENARIOS))) $(fi
 MOLECULE_JOBS  ?= 2
 # `make test` runs the lab tests, pytest (unit), sanity, lint and every scenario together in
 # TEST_JOBS lanes, the longest first. CI's budget is 35 minutes in all (docs/CONTRIBUTING.md).
-TEST_ORDER     := lab-topology lab-operations unit sanity lint inputs $(MOLECULE_ORDER)
+TEST_ORDER     := lab unit sanity lint inputs $(MOLECULE_ORDER)
 TEST_JOBS      ?= 4
 UNIT_WORKERS   ?= 2
 # Podman networks the lab, the lab tests and the scenarios create (each must have DNS).
-NETWORKS := chainops-lab chainops-labtest chainops-labops $(sort $(shell sed -n 's/^ *network: *\([A-Za-z0-9_.-]*\).*/\1/p' molecule/*/molecule.yml))
+NETWORKS := chainops-lab chainops-labtest $(sort $(shell sed -n 's/^ *network: *\([A-Za-z0-9_.-]*\).*/\1/p' molecule/*/molecule.yml))
 DOCTOR   := $(ROOT)/tests/harness/doctor.sh
 
 export CONTAINERS_CONF := $(ROOT)/tests/harness/containers.conf

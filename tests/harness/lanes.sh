@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run test jobs in parallel lanes: the containers wait on systemd, apt and the nodes far more than
 # they use the CPU. A job is a molecule scenario, or `unit` (pytest tests/unit tests/integration),
-# `lab-topology` and `lab-operations` (tests/lab: two labs built, checked or operated, and removed;
-# the second lane also runs the preflight's own tests),
-# `inputs` (pytest tests/inputs: bad input against a real host, which must not change),
+# `lab` (tests/lab: one lab built, its topology checked, then operated, and removed),
+# `inputs` (pytest tests/inputs: bad input against a real host, which must not change; and the
+# preflight's own tests),
 # `sanity` (ansible-test) or `lint` (ansible-lint). Each line is prefixed with its job, so progress
 # stays visible. pytest's exit code 5 (nothing collected) is a failure. At the end: the lane table,
 # each job's start and duration, against the CI budget (CHAINOPS_CI_BUDGET seconds, default 35 min)
@@ -24,9 +24,9 @@ run_one() {
   set +e
   case $name in
     unit) pytest -q -p no:cacheprovider -n "${CHAINOPS_UNIT_WORKERS:-2}" --dist loadfile tests/unit tests/integration ;;
-    lab-topology) pytest -q -x -p no:cacheprovider --durations=20 tests/lab/test_lab_topology.py ;;
-    lab-operations) pytest -q -x -p no:cacheprovider --durations=20 tests/lab/test_doctor.py tests/lab/test_lab_operations.py ;;
-    inputs) pytest -q -p no:cacheprovider tests/inputs ;;
+    # One lab for both files, in this order (tests/lab/conftest.py).
+    lab) pytest -q -x -p no:cacheprovider --durations=30 tests/lab/test_lab_topology.py tests/lab/test_lab_operations.py ;;
+    inputs) pytest -q -p no:cacheprovider tests/inputs tests/lab/test_doctor.py ;;
     sanity) "$here/sanity.sh" ;;
     lint) ansible-lint --offline ;;
     *) molecule test -s "$name" ;;
@@ -57,5 +57,10 @@ printf '%-16s %6s %6d %4s   budget %d s: %s\n' total "" "$total" "$([ "$rc" -eq 
 if [ "$rc" -ne 0 ]; then
   echo "==> failed jobs (logs in $logs):" >&2
   awk '$2 != 0 {print "  " $1 " rc=" $2}' "$logs/summary" >&2
+  # Their ends again, together: where the run stops is what a reader (or CI's summary) sees.
+  awk '$2 != 0 {print $1}' "$logs/summary" | while read -r name; do
+    echo "==> the end of $name's log:" >&2
+    grep -v '^\s*$' "$logs/$name.log" | tail -n 60 | sed "s/^/[$name] /" >&2
+  done
   exit 1
 fi

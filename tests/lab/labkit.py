@@ -1,4 +1,4 @@
-"""The lab as the tests drive it: `lab.sh` with a lab name of its own (each test module builds one),
+"""The lab as the tests drive it: `lab.sh` with a lab name of its own (tests/lab/conftest.py builds one),
 and what the tests read from its hosts (podman exec, no Ansible) and from its moto."""
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "lab"))
 from status import BALANCER  # noqa: E402  pylint: disable=wrong-import-position
 VALIDATOR, STANDBY, SENTRIES = "ltc-validator", "ltc-standby", ["ltc-sentry-1", "ltc-sentry-2"]
 HUBS, THIRD = [VALIDATOR, STANDBY], "ltc-sentry-3"
+FLEET = ["ltc-rpc-1", "ltc-rpc-2"]  # the lab's default fleet (LAB_FLEET_COUNT), behind HAProxy
 MEMBERS = HUBS + SENTRIES
 # WireGuard pairs: each hub with each sentry (hub and spoke), and the two hubs with each other.
 PAIRS = [(hub, sentry) for hub in HUBS for sentry in SENTRIES] + [(VALIDATOR, STANDBY)]

@@ -1,23 +1,15 @@
 """`make lab` end to end, the topology side: the lab built by the real playbooks on moto and podman,
 its WireGuard topology and firewall checked on the converged hosts, a second run and a check run that
-change nothing, a --limit run, a key rotation, a third sentry joining, and `lab.sh down` leaving nothing
-behind. Tests run in file order on one lab; tests/lab/test_lab_operations.py runs the operator's
-operations on a lab of its own, in another lane."""
+change nothing, a --limit run, a key rotation and a third sentry joining. Tests run in file order on the
+lab of tests/lab/conftest.py, which tests/lab/test_lab_operations.py then operates and removes."""
 from __future__ import annotations
 
 import json
 import re
 import time
 
-import pytest
 from chainops_testlib import open_tcp_ports, recap, wait_for
-from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, assert_down_leaves_nothing, running_lab, status_rows
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    # The fleet and its load balancer are the operations lab's (tests/lab/test_lab_operations.py).
-    yield from running_lab(tmp_path_factory, "chainops-labtest", LAB_FLEET_COUNT="0")
+from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, FLEET, status_rows
 
 
 def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
@@ -25,7 +17,7 @@ def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
     for step in ("AWS stand-in", "provision", "instances", "site", "status"):
         assert re.search(r"==> \[lab [0-9:]+\] %s" % step, out), step
     rows = status_rows(out)
-    assert set(rows) == {"internet", VALIDATOR, STANDBY, *SENTRIES}
+    assert set(rows) == {"internet", VALIDATOR, STANDBY, *SENTRIES, *FLEET}
     for host in SENTRIES + [VALIDATOR]:
         assert rows[host]["node"] == "active" and rows[host]["height"] == "200" and rows[host]["/health"] == "200", rows[host]
         assert rows[host]["wg"].startswith(("2/", "3/")), rows[host]
@@ -157,13 +149,14 @@ def test_limit_run_on_one_sentry_keeps_every_tunnel(lab):
 
 def test_key_rotation_keeps_the_cluster_connected_and_prints_no_key(lab):
     """One site run for two checks: the rotation, at -vvv, prints neither the old private and preshared
-    keys nor the new ones."""
+    keys nor the new ones. Limited to the cluster, as an operator rotates one cluster's keys."""
     old_keys = {name: lab.wg_state(name)["public_key"] for name in MEMBERS}
     old_psks = {pair: lab.psk_digest(*pair) for pair in PAIRS}
     old_secrets = [key for name in MEMBERS for key in lab.secrets_of(name)]
     assert len(old_secrets) == len(MEMBERS) + 2 * len(PAIRS) and all(len(key) == 44 for key in old_secrets)
     rotated_at = time.time()
-    proc = lab.playbook("site.yml", "-vvv", "-e", "wireguard_sentry_rotate_keys=true")
+    proc = lab.playbook("site.yml", "--limit", "cluster_ltc", "-vvv", "-e", "wireguard_sentry_rotate_keys=true")
+    assert set(recap(proc.stdout)) == set(MEMBERS), proc.stdout[-3000:]
     new_keys = {name: lab.wg_state(name)["public_key"] for name in MEMBERS}
     assert all(new_keys[name] != old_keys[name] for name in MEMBERS)
     for (one, other), digest in old_psks.items():
@@ -196,7 +189,3 @@ def test_a_third_sentry_joins_and_nobody_is_renumbered(lab):
     rows = status_rows(proc.stdout)
     assert rows[THIRD]["node"] == "active" and rows[THIRD]["/health"] == "200", rows[THIRD]
     assert re.search(r"%s\s+sentry\s+\S+\s+open: 19444\s+ok" % THIRD, proc.stdout)
-
-
-def test_down_leaves_nothing(lab):
-    assert_down_leaves_nothing(lab)
