@@ -18,10 +18,12 @@ if [ ! -x "$cache/bin/anvil" ]; then
   mkdir -p "$cache/bin"
   tar -xzf "$anvil_tgz" -C "$cache/bin" --strip-components=2 package/bin/anvil
 fi
-# The Polykey agent bundle (the polykey-npm profile's archive): built from the npm registry with the
-# lockfile in roles/node/files/polykey, once per content of that directory (build-bundle.sh reuses it);
-# its path and sha256 next to it for the scenario.
-polykey="$(dirname "$0")/../../roles/node/files/polykey/build-bundle.sh"
-"$polykey" "$cache" > "$cache/polykey-agent.out"
-sed -n 1p "$cache/polykey-agent.out" > "$cache/polykey-agent.path"
-sed -n 2p "$cache/polykey-agent.out" > "$cache/polykey-agent.sha256"
+# The npm bundles of the polykey-npm and ethereumjs profiles: built from the npm registry with the lockfile
+# in roles/node/files/<bundle>, once per content of that directory (npm-bundle.sh reuses it); its path and
+# sha256 next to it (<name>.path, <name>.sha256) for the scenarios.
+bundles="$(dirname "$0")/../../roles/node/files"
+for bundle in polykey:polykey-agent ethereumjs:ethereumjs-node; do
+  "$bundles/npm-bundle.sh" "$bundles/${bundle%%:*}" "$cache" > "$cache/${bundle#*:}.out"
+  sed -n 1p "$cache/${bundle#*:}.out" > "$cache/${bundle#*:}.path"
+  sed -n 2p "$cache/${bundle#*:}.out" > "$cache/${bundle#*:}.sha256"
+done

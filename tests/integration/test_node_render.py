@@ -22,6 +22,14 @@ RUNS_HERE = {"litecoind", "anvil"}
 MODES = ("standalone", "private", "sentry")
 PEERS = [{"address": "10.77.0.2", "port": 30999, "id": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"}]
 PRIVATE_PEERS = [{"address": "10.77.0.9", "port": 30998, "id": "ffeeddccbbaa99887766554433221100ffeeddcc"}]
+SIGNER = "0x" + "ab" * 20
+# Settings one profile needs besides the common ones: the private network EthereumJS runs (clique, one signer).
+CONFIG = {"ethereumjs": {"genesis": {
+    "config": {"chainId": 1337, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0, "byzantiumBlock": 0,
+               "constantinopleBlock": 0, "petersburgBlock": 0, "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
+               "clique": {"period": 2, "epoch": 30000}},
+    "difficulty": "0x1", "gasLimit": "0x1c9c380", "extraData": "0x" + "00" * 32 + SIGNER[2:] + "00" * 65,
+    "alloc": {SIGNER: {"balance": "0x10000000000000000000"}}}}}
 
 RENDER_PLAYBOOK = """
 - name: Render every profile in every mode
@@ -39,11 +47,19 @@ RENDER_PLAYBOOK = """
         node_private_peers: "{{ case.private_peers }}"
         node_install_dir: "{{ case.install_dir }}"
         node_render_dest: "{{ case.dest }}"
-        node_config: {moniker: test-node, chain_id: test-1, daemon: gaiad, checkpoint_sync_url: "https://beacon.example.org"}
+        node_config: "{{ {'moniker': 'test-node', 'chain_id': 'test-1', 'daemon': 'gaiad', 'checkpoint_sync_url': 'https://beacon.example.org'}
+                         | combine(case.config) }}"
       loop: "{{ cases }}"
       loop_control:
         loop_var: case
 """
+
+
+def render(base: Path, cases: list[dict]):
+    """Run RENDER_PLAYBOOK over ``cases`` (profile, mode, peers, private_peers, config, install_dir, dest)."""
+    (base / "cases.json").write_text(json.dumps({"cases": cases}))
+    (base / "render.yml").write_text(RENDER_PLAYBOOK)
+    return ansible_playbook(base / "render.yml", "-i", "localhost,", "-c", "local", "-e", "@%s" % (base / "cases.json"))
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +73,11 @@ def rendered(tmp_path_factory):
                 "mode": mode,
                 "peers": PEERS if mode == "private" else [],
                 "private_peers": PRIVATE_PEERS if mode == "sentry" else [],
+                "config": CONFIG.get(profile, {}),
                 "install_dir": str(base / "install" / profile),
                 "dest": str(base / profile / mode),
             })
-    (base / "cases.json").write_text(json.dumps({"cases": cases}))
-    (base / "render.yml").write_text(RENDER_PLAYBOOK)
-    result = ansible_playbook(base / "render.yml", "-i", "localhost,", "-c", "local", "-e", "@%s" % (base / "cases.json"))
+    result = render(base, cases)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     return base
 
@@ -143,3 +158,55 @@ def test_the_ethereum_pair_shares_one_engine_secret_over_loopback(rendered):
     resolved = json.loads((beacon / "profile.json").read_text())
     public = {(p["port"], p["protocol"]) for p in resolved["ports"].values() if p["bind"] not in ("127.0.0.1", "::1")}
     assert public == {(9000, "tcp"), (9000, "udp"), (9001, "udp")}
+
+
+def ethereumjs_options(dest: Path) -> list[str]:
+    return [line for line in (dest / "ethereumjs.options").read_text().splitlines() if line and not line.startswith("#")]
+
+
+def test_ethereumjs_dials_exactly_its_peers_with_discovery_off_and_its_api_on_loopback(rendered):
+    """Private mode: the peers as enode bootnodes (the only nodes it dials), discovery off, as many peer
+    slots as peers; sentry mode: the private peers too; every mode: RPC on loopback, the genesis as given,
+    and the unit starting the runner with the host's own node key file."""
+    private, sentry = rendered / "ethereumjs" / "private", rendered / "ethereumjs" / "sentry"
+    options = ethereumjs_options(private)
+    assert "--bootnodes=enode://%s@%s:%d" % (PEERS[0]["id"], PEERS[0]["address"], PEERS[0]["port"]) in options
+    assert {"--discV4=false", "--discDns=false", "--maxPeers=1", "--rpc", "--rpcAddr=127.0.0.1", "--rpcPort=8545", "--port=30303"} <= set(options)
+    assert not any(option.startswith(("--mine", "--unlock")) for option in options)  # not the sealer
+    assert "--bootnodes=enode://%s@%s:%d" % (PRIVATE_PEERS[0]["id"], PRIVATE_PEERS[0]["address"], PRIVATE_PEERS[0]["port"]) \
+        in ethereumjs_options(sentry)
+    resolved = json.loads((private / "profile.json").read_text())
+    genesis = json.loads((private / "devnet.json").read_text())
+    # As given, with geth's zero for what it leaves out (EthereumJS refuses a genesis without a nonce).
+    assert genesis == dict({"nonce": "0x0", "timestamp": "0x0", "gasUsed": "0x0", "number": "0x0", "mixHash": "0x" + "0" * 64,
+                            "parentHash": "0x" + "0" * 64, "coinbase": "0x" + "0" * 40}, **CONFIG["ethereumjs"]["genesis"])
+    unit = (private / "ethereumjs.service").read_text()
+    data_dir = resolved["service"]["exec_start"].split("--data-dir ")[1].split()[0]
+    assert "start --node-key-file %s/nodekey --data-dir %s" % (data_dir, data_dir) in unit
+    secrets = {secret["path"] for secret in resolved["secrets"]}
+    assert {data_dir + "/nodekey", data_dir + "/devnet/config", data_dir + "/signer.key"} == secrets
+
+
+def ethereumjs_case(base: Path, peers=(), **config) -> dict:
+    """One private-mode ethereumjs render (RENDER_PLAYBOOK) with node_config ``config``."""
+    return {"profile": "ethereumjs", "mode": "private", "peers": list(peers), "private_peers": [], "config": config,
+            "install_dir": str(base / "install"), "dest": str(base / "out")}
+
+
+@pytest.mark.parametrize("peers, config, wanted", [
+    ((), {"genesis": dict(CONFIG["ethereumjs"]["genesis"], config={"chainId": 1337})},
+     "node_config.genesis.config.clique ({period, epoch}) is missing"),
+    ([{"address": "seed.example.org", "port": 30303, "id": "ab" * 64}], CONFIG["ethereumjs"],
+     "peer address seed.example.org must be an IPv4 address"),
+])
+def test_ethereumjs_refuses_what_the_client_cannot_take(tmp_path, peers, config, wanted):
+    result = render(tmp_path, [ethereumjs_case(tmp_path, peers, **config)])
+    assert result.returncode != 0 and wanted in result.stdout, result.stdout[-3000:]
+
+
+def test_ethereumjs_seals_with_the_signer_key_when_it_mines(tmp_path):
+    result = render(tmp_path, [ethereumjs_case(tmp_path, mine=True, **CONFIG["ethereumjs"])])
+    assert result.returncode == 0, result.stdout[-3000:]
+    options = ethereumjs_options(tmp_path / "out")
+    data_dir = json.loads((tmp_path / "out" / "profile.json").read_text())["service"]["exec_start"].split("--data-dir ")[1].split()[0]
+    assert {"--mine", "--unlock=%s/signer.key" % data_dir, "--isSingleNode=true", "--maxPeers=0"} <= set(options)

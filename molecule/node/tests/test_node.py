@@ -1,14 +1,16 @@
-"""node role: litecoind (apt) and anvil (release archive + sha256) on real systemd hosts."""
+"""node role: litecoind (apt), anvil (release archive + sha256) and EthereumJS (npm bundle) on real
+systemd hosts; tests/test_ethereumjs.py runs the EthereumJS network itself."""
 import json
 import time
 
 import testinfra
 from chainops_testlib import json_rpc, listeners, podman_hosts, recap, run_playbook, unit_properties
 
-testinfra_hosts = podman_hosts("node-ltc-private", "node-ltc-public", "node-anvil")
+testinfra_hosts = podman_hosts("node-ltc-private", "node-ltc-public", "node-anvil", "node-ej-sealer", "node-ej-follower")
 
-SERVICES = {"node-ltc-private": "litecoind", "node-ltc-public": "litecoind", "node-anvil": "anvil"}
-RPC_PORTS = {"litecoind": 19443, "anvil": 8545}
+SERVICES = {"node-ltc-private": "litecoind", "node-ltc-public": "litecoind", "node-anvil": "anvil",
+            "node-ej-sealer": "ethereumjs", "node-ej-follower": "ethereumjs"}
+RPC_PORTS = {"litecoind": 19443, "anvil": 8545, "ethereumjs": 8545}
 LTC_CLI = "litecoin-cli -conf=/etc/chainops/litecoind/rpc.conf -datadir=/data/litecoind -chain=regtest -rpcport=19443"
 # Mine to an anyone-can-spend script: no wallet needed on the node.
 MINE = " generatetodescriptor 25 'raw(51)'"
@@ -66,6 +68,9 @@ def test_secrets_are_private(host):
         secrets = ["/etc/chainops/litecoind/rpc.conf"]
         readable_by_daemon = host.file("/etc/chainops/litecoind/rpcauth.conf")
         assert readable_by_daemon.mode == 0o640 and readable_by_daemon.group == "litecoind"
+    elif unit == "ethereumjs":
+        secrets = ["/data/ethereumjs/nodekey"] + (["/data/ethereumjs/signer.key"] if host.backend.name == "node-ej-sealer" else [])
+        assert host.file("/data/ethereumjs/devnet/config").mode == 0o700  # the client's store of the node key
     else:
         secrets = ["/data/anvil/accounts.json"]
     for path in secrets:
@@ -79,6 +84,9 @@ def test_rpc_answers(host):
     if service_of(host) == "anvil":
         assert int(json_rpc(host, "http://127.0.0.1:8545/", "eth_blockNumber"), 16) >= 0
         assert host.file("/opt/chainops/anvil/1.7.1/anvil").mode == 0o755
+    elif service_of(host) == "ethereumjs":
+        assert json_rpc(host, "http://127.0.0.1:8545/", "web3_clientVersion").startswith("EthereumJS/0.10.5")
+        assert int(json_rpc(host, "http://127.0.0.1:8545/", "net_version")) == 1337
     else:
         info = json.loads(host.check_output(LTC_CLI + " getblockchaininfo"))
         assert info["chain"] == "regtest"
@@ -90,7 +98,10 @@ def test_identity_is_persisted(host):
         assert not identity_file.exists  # anvil has no P2P
         return
     identity = json.loads(identity_file.content_string)
-    assert identity["address"] == host.backend.name and identity["port"] == 19444
+    if service_of(host) == "ethereumjs":  # an IPv4 address: EthereumJS reads no host names in enodes
+        assert identity["address"] == host.interface("eth0").addresses[0] and identity["port"] == 30303
+    else:
+        assert identity["address"] == host.backend.name and identity["port"] == 19444
     assert identity_file.mode == 0o644
 
 

@@ -289,16 +289,29 @@ class BitcoinAdapter(Adapter):
         return to_int(client.rpc("getblockcount"))
 
 
+# EthereumJS's eth_syncing error while it has no peer (its rpc/modules/eth.ts).
+NO_SYNC_PEER = "no peer available for synchronization"
+
+
 class EthereumAdapter(Adapter):
     name = "ethereum"
 
     def poll(self, client, cfg, consensus=None):
         status = NodeStatus(height=to_int(client.rpc("eth_blockNumber")))
         # false when synced, a progress object while syncing; None here means the call failed.
-        sync = soft(status, "eth_syncing", lambda: client.rpc("eth_syncing"))
+        try:
+            sync = client.rpc("eth_syncing")
+        except RpcError as exc:
+            # EthereumJS answers an error, not false, while no peer can tell it the chain's head: it
+            # cannot know it is synced, so it is not (a node still catching up, not a broken one).
+            sync = NO_SYNC_PEER if NO_SYNC_PEER in str(exc) else None
+            if sync is None:
+                status.soft_errors.append(f"eth_syncing: {exc}")
         status.syncing = None if sync is None else sync is not False
         if isinstance(sync, dict):
             status.detail["sync"] = {k: sync.get(k) for k in ("startingBlock", "currentBlock", "highestBlock")}
+        elif sync == NO_SYNC_PEER:
+            status.detail["sync"] = NO_SYNC_PEER
         if consensus is not None:
             # After the merge the execution client only follows the chain its consensus client gives it:
             # synced needs both, and a beacon node that is optimistic (its execution payloads not yet

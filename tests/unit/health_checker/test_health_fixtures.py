@@ -260,11 +260,17 @@ def test_waku_with_min_peers_zero_does_not_ask_the_admin_api(fixture_node, start
 
 # ----------------------------------------------------------------------------- Ethereum (syncing)
 
-def test_ethereum_syncing_progress_object_is_syncing(fixture_node, start_service):
+def execution_client(fixture_node, syncing):
+    """An Ethereum execution client answering the fixtures; eth_syncing answers ``syncing`` (a response)."""
     node = fixture_node()
     for method in ("eth_blockNumber", "eth_getBlockByNumber", "net_peerCount"):
         node.set_rpc(method, fixture_json(f"ethereum_{method}.json"))
-    node.set_rpc("eth_syncing", fixture_json("ethereum_eth_syncing_progress.json"))
+    node.set_rpc("eth_syncing", syncing)
+    return node
+
+
+def test_ethereum_syncing_progress_object_is_syncing(fixture_node, start_service):
+    node = execution_client(fixture_node, fixture_json("ethereum_eth_syncing_progress.json"))
     service = start_service({"adapter": "ethereum", "node": {"url": node.url}})
     status, doc = service.get()
     assert status == 503
@@ -280,13 +286,30 @@ def test_ethereum_syncing_progress_object_is_syncing(fixture_node, start_service
 # ----------------------------------------------------------------------------- Ethereum with its consensus client
 
 def ethereum_pair(fixture_node):
-    execution, beacon = fixture_node(), fixture_node()
-    for method in ("eth_blockNumber", "eth_getBlockByNumber", "net_peerCount"):
-        execution.set_rpc(method, fixture_json(f"ethereum_{method}.json"))
-    execution.set_result("eth_syncing", False)
+    execution, beacon = execution_client(fixture_node, {"jsonrpc": "2.0", "result": False}), fixture_node()
     synced = fixture_json("beacon_node_syncing.json")
     beacon.set_json("/eth/v1/node/syncing", synced)
     return execution, beacon, synced
+
+
+def test_ethereum_without_a_peer_to_sync_from_is_syncing_not_unknown(fixture_node, start_service):
+    """EthereumJS answers eth_syncing with an error until a peer tells it the head: not synced, with
+    that reason, and forgiven like any catching-up node while the bootstrap grace lasts."""
+    node = execution_client(fixture_node, fixture_json("ethereumjs_eth_syncing_no_peer.json"))
+    service = start_service({"adapter": "ethereum", "node": {"url": node.url}})
+    status, doc = service.get()
+    assert status == 503
+    check = doc["checks"]["not_syncing"]
+    assert check["status"] == "fail" and check["value"] is True
+    assert "no peer available for synchronization" in check["reason"] and "syncing" in check["reason"]
+    # Any other error still means "sync state unknown", named.
+    node.set_rpc("eth_syncing", {"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "internal failure"}})
+    deadline = time.monotonic() + 10
+    while doc["checks"]["not_syncing"]["value"] is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        doc = service.get()[1]
+    assert doc["checks"]["not_syncing"]["value"] is None, doc["checks"]["not_syncing"]
+    assert "eth_syncing" in doc["checks"]["not_syncing"]["reason"] and "internal failure" in doc["checks"]["not_syncing"]["reason"]
 
 
 @pytest.mark.parametrize("field, value", [("is_syncing", True), ("is_optimistic", True), ("el_offline", True)])
