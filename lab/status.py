@@ -41,7 +41,6 @@ try:
     out["overlay"] = json.load(open("/etc/chainops/wireguard.json"))["address"]
 except Exception:
     out["overlay"] = None
-out["ip"] = run("hostname", "-I").split()[0]
 print(json.dumps(out))
 """
 
@@ -100,6 +99,13 @@ def lab_hosts(inventory):
     return sorted(hosts, key=lambda h: (ORDER.get(h["role"], 9), h["name"]))
 
 
+def lab_address(container, network):
+    """The container's address on the lab network: a fleet node has one on the load balancer's network
+    too, and which of the two `hostname -I` lists first varies from start to start."""
+    proc = subprocess.run(["podman", "container", "inspect", container], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(proc.stdout)[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
 def balancer_view(lab_name):
     """HAProxy's view of the fleet's servers, or None when the lab has no fleet."""
     try:
@@ -118,6 +124,8 @@ def main():
         host["container"] = host["container"] if host["container"] and "{{" not in host["container"] else "%s-%s" % (args.lab_name, host["name"])
     with ThreadPoolExecutor(len(hosts)) as pool:
         facts = dict(zip([h["name"] for h in hosts], pool.map(lambda h: podman_exec(h["container"], "python3", "-c", PROBE), hosts)))
+        for host, address in zip(hosts, pool.map(lambda h: lab_address(h["container"], args.lab_name), hosts)):
+            facts[host["name"]]["ip"] = address
 
     print("%-16s %-10s %-8s %-12s %-7s %-6s %-7s %-9s %s" % ("host", "role", "cluster", "overlay", "node", "height", "peers", "/health", "wg handshakes"))
     for host in hosts:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab" / "lab.sh"
 sys.path.insert(0, str(ROOT / "lab"))
 # lab/status.py's probe of HAProxy's stats (run in the balancer container): one reading for both.
-from status import BALANCER  # noqa: E402  pylint: disable=wrong-import-position
+from status import BALANCER, lab_address  # noqa: E402  pylint: disable=wrong-import-position
 VALIDATOR, STANDBY, SENTRIES = "ltc-validator", "ltc-standby", ["ltc-sentry-1", "ltc-sentry-2"]
 HUBS, THIRD = [VALIDATOR, STANDBY], "ltc-sentry-3"
 FLEET = ["ltc-rpc-1", "ltc-rpc-2"]  # the lab's default fleet (LAB_FLEET_COUNT), behind HAProxy
@@ -132,7 +132,7 @@ class Lab:
         return {row["server"]: row for row in json.loads(self.on("balancer", "python3", "-c", BALANCER))}
 
     def ip_of(self, host):
-        return self.on(host, "hostname", "-I").split()[0]
+        return lab_address("%s-%s" % (self.name, host), self.name)
 
     def secrets_of(self, host):
         """The private key and every preshared key on a host (to grep output for them)."""

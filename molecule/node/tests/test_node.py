@@ -139,9 +139,14 @@ def test_secrets_never_appear_in_verbose_output():
     password = private.check_output("sed -n 's/^rpcpassword=//p' /etc/chainops/litecoind/rpc.conf").strip()
     rpcauth = private.check_output("sed -n 's/^rpcauth=//p' /etc/chainops/litecoind/rpcauth.conf").strip()
     assert len(password) > 20 and rpcauth
+    # EthereumJS: each node's devp2p key, and the sealer's signer key (given in node_secrets).
+    sealer, follower = (testinfra.get_host("podman://" + name) for name in ("node-ej-sealer", "node-ej-follower"))
+    keys = [node.check_output("cat /data/ethereumjs/nodekey") for node in (sealer, follower)]
+    keys.append(sealer.check_output("cat /data/ethereumjs/signer.key"))
+    assert all(len(key) == 64 for key in keys)
     result = run_playbook("converge.yml", "-vvv")
     assert all(c["changed"] == 0 for c in recap(result.stdout).values())
-    for secret in (password, rpcauth.split("$")[-1]):
+    for secret in [password, rpcauth.split("$")[-1]] + keys:
         assert secret not in result.stdout and secret not in result.stderr
 
 
