@@ -10,7 +10,6 @@
 //       the other options unchanged (the CLI's own flags: --port, --bootnodes, --rpc, --mine, ...)
 //   ethereumjs new-key --key-file F         writes a new random key to F (0600; refuses to replace one)
 //   ethereumjs node-id --node-key-file F    the enode ID of F's key (128 hex digits; nothing starts)
-//   ethereumjs address --key-file F         the account address of a secp256k1 key (0x + 40 hex digits)
 //
 // Key files hold 64 hex digits (an optional 0x). The chain's directory is named as the CLI names it:
 // the genesis file's name up to its first dot. On SIGTERM/SIGINT the CLI stops the client; should
@@ -121,10 +120,6 @@ if (command === 'start') {
 } else if (command === 'node-id') {
   const id = await publicKey(readKey(option(argv, '--node-key-file')));
   process.stdout.write(`${Buffer.from(id).toString('hex')}\n`);
-} else if (command === 'address') {
-  const { keccak256 } = await load('ethereum-cryptography/keccak.js');
-  const id = await publicKey(readKey(option(argv, '--key-file')));
-  process.stdout.write(`0x${Buffer.from(keccak256(id).slice(12)).toString('hex')}\n`);
 } else {
-  fail('usage: ethereumjs start|new-key|node-id|address ... (see the head of ethereumjs-node.mjs)');
+  fail('usage: ethereumjs start|new-key|node-id ... (see the head of ethereumjs-node.mjs)');
 }
