@@ -110,8 +110,13 @@ class Connection(ConnectionBase):
         return method == "nsenter"
 
     def _cache_path(self):
+        """The cache file, or None when its directory is not ours alone (then every task inspects)."""
         directory = os.path.join(tempfile.gettempdir(), "chainops-podman-connection-%d" % os.geteuid())
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        # A directory someone else made could point us at any process: trust only our own, private one.
+        info = os.lstat(directory)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077 or not os.path.isdir(directory) or os.path.islink(directory):
+            return None
         return os.path.join(directory, self._container.replace("/", "_") + ".json")
 
     def _inspect(self):
@@ -131,12 +136,15 @@ class Connection(ConnectionBase):
         pid = int(pid_text)
         if pid <= 0:
             raise AnsibleConnectionFailure("container %s is not running" % self._container)
-        entry = {"pid": pid, "start_time": _start_time(pid), "env": json.loads(env_json) or []}
-        # Written whole and renamed: parallel workers read either the old entry or the new one.
-        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as new:
-            json.dump(entry, new)
-        os.replace(temporary, path)
+        # podman exec gives a command the container's environment except what podman set for PID 1 only.
+        env = [item for item in json.loads(env_json) or [] if item.split("=", 1)[0] not in ("HOSTNAME", "container_uuid")]
+        entry = {"pid": pid, "start_time": _start_time(pid), "env": env}
+        if path:
+            # Written whole and renamed: parallel workers read either the old entry or the new one.
+            fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path))
+            with os.fdopen(fd, "w", encoding="utf-8") as new:
+                json.dump(entry, new)
+            os.replace(temporary, path)
         return entry["pid"], entry["env"]
 
     def _connect(self):

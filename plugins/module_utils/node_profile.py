@@ -22,6 +22,8 @@ PROTOCOLS = ("tcp", "udp")
 IDENTITY_KINDS = ("address", "command", "none")
 SECRET_KINDS = ("file", "dir")
 
+# chain_status readers (module_utils/chain_status.py) and what each reads through.
+CHAIN_STATUS_SOURCES = {"bitcoin": "argv", "ethereum": "url"}
 REQUIRED_FIELDS = ("name", "description", "install", "binary", "service", "ports", "identity", "readiness")
 
 
@@ -146,6 +148,12 @@ def validate_profile(profile, name=None):
     if isinstance(readiness, dict):
         if not (readiness.get("argv") or readiness.get("http")):
             errors.append("readiness needs either 'argv' (a command) or 'http' (url, body)")
+    chain_status = profile.get("chain_status")
+    if chain_status is not None:
+        if not isinstance(chain_status, dict) or chain_status.get("adapter") not in CHAIN_STATUS_SOURCES:
+            errors.append("chain_status.adapter must be one of %s" % ", ".join(sorted(CHAIN_STATUS_SOURCES)))
+        elif not chain_status.get(CHAIN_STATUS_SOURCES[chain_status["adapter"]]):
+            errors.append("chain_status with adapter %s needs '%s'" % (chain_status["adapter"], CHAIN_STATUS_SOURCES[chain_status["adapter"]]))
     for index, secret in enumerate(profile.get("secrets") or []):
         if not isinstance(secret, dict) or not secret.get("path"):
             errors.append("secrets[%d].path is required" % index)
