@@ -31,7 +31,7 @@ ACTIVE = ["pending", "running", "stopping", "stopped"]
 
 
 def reset(endpoint):
-    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=10).close()
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=120).close()
 
 
 def clients(endpoint):

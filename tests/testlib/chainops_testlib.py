@@ -56,7 +56,7 @@ def json_rpc(host, url: str, method: str, params=None):
     script = (
         "import sys, urllib.request; "
         "r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), "
-        "headers={'Content-Type': 'application/json'}), timeout=5); print(r.read().decode())"
+        "headers={'Content-Type': 'application/json'}), timeout=30); print(r.read().decode())"
     )
     return json.loads(host.check_output("python3 -c %s %s %s", script, url, body))["result"]
 
