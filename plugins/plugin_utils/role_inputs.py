@@ -309,6 +309,9 @@ def datadog_agent_problems(values):
     return p.items
 
 
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
 def failover_problems(request, hosts):
     """validator_failover's request (``request``: from, to, wait_seconds) against the inventory
     (``hosts``: hostname -> {role, cluster}): the signer moves from the cluster's validator to one of its
@@ -341,6 +344,13 @@ def failover_problems(request, hosts):
         wait_ok = False
     if not wait_ok:
         p.add("chainops_failover_wait_seconds", wait, "must be a whole number of seconds from 0 to 3600")
+    unfenced = request.get("unfenced") or ""
+    if unfenced and unfenced != old:
+        p.add("chainops_failover_unfenced", unfenced, "must name the old signer (%s) itself: it is the operator's word that this "
+              "host is down, so its fence may be skipped" % old)
+    if not S3_BUCKET.match(str(request.get("lease_bucket") or "")):
+        p.add("signer_lease_bucket", request.get("lease_bucket") or "",
+              "must name the S3 bucket of the signer leases (set for %s): the new signer starts only with its cluster's lease" % new)
     return p.items
 
 

@@ -69,3 +69,22 @@ def assert_fails_before_changes(result: subprocess.CompletedProcess, *fragments:
         assert fragment in output, "%r not in output:\n%s" % (fragment, output[-4000:])
     counters = recap(result.stdout)
     assert counters["localhost"]["changed"] == 0, counters
+
+
+def task_results(tmp_path: Path, tasks: list[dict], hosts: list[str] | None = None, forks: int = 5) -> dict[str, dict[str, dict]]:
+    """Run ``tasks`` (each named, failures kept going) on local ``hosts`` with ansible.posix's json callback.
+
+    Returns {task name: {host: result}}; the hosts are inventory names on the local connection, so
+    that several module processes run at the same moment (``forks``).
+    """
+    hosts = hosts or ["localhost"]
+    playbook = tmp_path / ("tasks-%d.json" % len(list(tmp_path.glob("tasks-*.json"))))
+    playbook.write_text(json.dumps([{"hosts": "all", "connection": "local", "gather_facts": False,
+                                     "tasks": [dict(task, ignore_errors=True) for task in tasks]}]))
+    result = ansible_playbook(playbook, "-i", ",".join(hosts) + ",", "-f", str(forks),
+                              env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    try:
+        output = json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError("no JSON from ansible-playbook (rc %d):\n%s\n%s" % (result.returncode, result.stdout[-3000:], result.stderr[-3000:]))
+    return {task["task"]["name"]: task["hosts"] for task in output["plays"][0]["tasks"]}

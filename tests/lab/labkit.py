@@ -51,6 +51,15 @@ def status_rows(output):
     return rows
 
 
+def assert_refused_by_the_start_check(lab, host):
+    """The node's start was refused by the signer's start check: inactive (not failed, so that the guard does
+    not take it for a crash-looping signer), with the reason in its journal."""
+    state = lab.on(host, "systemctl", "show", "--property=ActiveState,SubState", "litecoind")
+    assert state.split() == ["ActiveState=inactive", "SubState=dead"], state
+    journal = lab.on(host, "journalctl", "-u", "litecoind", "-n", "30", "--no-pager")
+    assert "signer-check: refusing to start the ltc signer on %s: /run/chainops/signer.json is missing" % host in journal, journal
+
+
 class Lab:
     """One lab, built by `up()`: `lab.sh` runs with its own LAB_NAME, state directory and moto port."""
 
@@ -151,6 +160,16 @@ class Lab:
     def client(self, service):
         return boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:%s" % self.env["LAB_MOTO_PORT"],
                             aws_access_key_id="lab", aws_secret_access_key="lab")
+
+    def lease(self, cluster="ltc"):
+        """The cluster's signer lease as stored in the lab's S3 (the signer role's bucket on moto)."""
+        got = self.client("s3").get_object(Bucket="%s-signer-leases" % self.name, Key="chainops/signer-leases/%s.json" % cluster)
+        return json.loads(got["Body"].read())
+
+    def signer_token(self, host):
+        """The lease token the signer role handed to host's node start check, or None."""
+        text = self.on(host, "cat", "/run/chainops/signer.json", check=False)
+        return json.loads(text) if text else None
 
     def instance_ids(self):
         """{Name tag: instance id} of the lab's running instances."""

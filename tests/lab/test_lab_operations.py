@@ -1,7 +1,8 @@
 """The operations an operator runs, on the lab tests/lab/test_lab_topology.py has checked (three
 sentries by then): a fleet of two RPC nodes behind a real load balancer (HAProxy checking /health),
 one of which falls behind and comes back, the double-sign guard, a rolling upgrade whose build is broken
-on the second host, a validator failover, the bounded wait for healthy sentries, then `lab.sh down`.
+on the second host, a validator failover, a failover from a dead signer (fenced through the EC2 API),
+the bounded wait for healthy sentries, then `lab.sh down`.
 Tests run in file order on one lab."""
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import subprocess
 
 import yaml
 from chainops_testlib import open_tcp_ports, wait_for
-from labkit import CLI, FLEET, ROOT, SENTRIES, STANDBY, THIRD, VALIDATOR, assert_down_leaves_nothing, status_rows
+from labkit import (CLI, FLEET, ROOT, SENTRIES, STANDBY, THIRD, VALIDATOR, assert_down_leaves_nothing, assert_refused_by_the_start_check,
+                    status_rows)
 
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
 CHECK_INTERVAL = 2  # lab/balancer.yml: inter 2s, fall 2, rise 2
@@ -151,8 +153,10 @@ def test_failover_moves_the_signer(lab):
     lab.playbook("validator_failover.yml", "-e", "chainops_failover_from=" + VALIDATOR, "-e", "chainops_failover_to=" + STANDBY,
                  "-e", "chainops_failover_wait_seconds=1")
     assert not lab.node_active(VALIDATOR) and lab.node_active(STANDBY)
-    assert lab.on(VALIDATOR, "test", "-e", "/etc/chainops/signer.json", check=False) == ""
-    assert json.loads(lab.on(STANDBY, "cat", "/etc/chainops/signer.json"))["host"] == STANDBY
+    # The old signer gave its lease back (token kept) and the standby took it: token 2, in S3 and on the host.
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"]) == (STANDBY, 2) and "previous_holder" not in lease, lease
+    assert lab.signer_token(VALIDATOR) is None and lab.signer_token(STANDBY)["token"] == 2
     start = lab.height(SENTRIES[0])
     lab.on("internet", *CLI, "generatetodescriptor", "3", "raw(51)")
     wait_for(lambda: lab.height(STANDBY) >= start + 3, message="the new signer to follow the chain through the sentries")
@@ -163,13 +167,48 @@ def test_failover_moves_the_signer(lab):
     wait_for(lambda: lab.health(STANDBY) == 200, timeout=60, message="the new signer's /health")
 
 
+def test_a_dead_signer_is_fenced_and_does_not_sign_when_it_comes_back(lab):
+    """Power cut on the signer (its container killed): the failover cannot reach it, so it stops its
+    instance through the EC2 API (moto) and takes the lease over (token 3) before the other host starts.
+    Started again, the dead host does not sign: its token was in /run, its node is not enabled at boot,
+    and a hand start is refused."""
+    dead, new = STANDBY, VALIDATOR  # after the failover above, ltc-standby signs (tagged validator)
+    dead_id = lab.instance_ids()[dead]
+    subprocess.run(["podman", "kill", "%s-%s" % (lab.name, dead)], capture_output=True, timeout=120, check=True)
+    lab.playbook("validator_failover.yml", "-e", "chainops_failover_from=" + dead, "-e", "chainops_failover_to=" + new,
+                 "-e", "chainops_failover_wait_seconds=1", "-e", "signer_fence_wait_timeout=60")
+    ec2 = lab.client("ec2")
+    instance = ec2.describe_instances(InstanceIds=[dead_id])["Reservations"][0]["Instances"][0]
+    assert instance["State"]["Name"] == "stopped"
+    assert " stop" in {t["Key"]: t["Value"] for t in instance["Tags"]}["chainops:fenced"]
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"], lease["previous_holder"]) == (new, 3, dead), lease
+    assert lab.node_active(new) and lab.signer_token(new)["token"] == 3
+    # The operator brings the dead machine back.
+    ec2.start_instances(InstanceIds=[dead_id])
+    subprocess.run(["podman", "start", "%s-%s" % (lab.name, dead)], capture_output=True, timeout=120, check=True)
+    wait_for(lambda: lab.on(dead, "systemctl", "is-system-running", check=False) in ("running", "degraded"), timeout=120,
+             message="the restarted host to boot")
+    assert not lab.node_active(dead) and lab.signer_token(dead) is None
+    subprocess.run(["podman", "exec", "%s-%s" % (lab.name, dead), "systemctl", "start", "litecoind"],
+                   capture_output=True, text=True, timeout=120, check=False)
+    assert_refused_by_the_start_check(lab, dead)
+    assert lab.node_active(new)
+    lab.retag({VALIDATOR: "validator", STANDBY: "standby"})
+
+
 def test_signing_waits_a_bounded_time_for_healthy_sentries_and_says_why(lab):
     """No sentry can serve (the internet and both hubs' nodes stopped: the first and the third sentry have
     0 peers; the second still runs the broken build of the upgrade test): the validator does not start,
     within the bound, and the message names each sentry's own reasons."""
-    signer, sentries = STANDBY, SENTRIES + [THIRD]  # after the failover above, ltc-standby signs
-    for name in ("internet", signer, VALIDATOR):
+    signer, sentries = VALIDATOR, SENTRIES + [THIRD]  # after the two failovers above, ltc-validator signs again
+    for name in ("internet", VALIDATOR, STANDBY):
         lab.on(name, "systemctl", "stop", "litecoind")
+    # The signer killed in the test above left half-open connections on the sentries, which litecoind
+    # keeps as peers until its ping timeout (20 min): drop every connection; only live peers come back.
+    for name in (SENTRIES[0], THIRD):
+        lab.on(name, *CLI, "setnetworkactive", "false")
+        lab.on(name, *CLI, "setnetworkactive", "true")
     wait_for(lambda: all(lab.health(name) == 503 for name in sentries), timeout=60, message="the sentries to lose their peers")
     bound = 20
     proc = lab.playbook("site.yml", "--limit", signer, "-e", "chainops_site_sentry_health_timeout=%d" % bound, check=False)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
 from chainops_testlib import open_tcp_ports, recap, wait_for
-from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, FLEET, status_rows
+from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, FLEET, assert_refused_by_the_start_check, status_rows
 
 
 def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
@@ -26,7 +27,19 @@ def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
     for host in SENTRIES:
         assert re.search(r"%s\s+sentry\s+\S+\s+open: 19444\s+ok" % host, out)
     assert "include a validator or standby address: no (ok)" in out
-    assert json.loads(lab.on(VALIDATOR, "cat", "/etc/chainops/signer.json")) == {"cluster": "ltc", "host": VALIDATOR}
+    # The signer holds the cluster's lease (token 1) in S3 and its token in /run; the standby has neither.
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"]) == (VALIDATOR, 1), lease
+    assert lab.signer_token(VALIDATOR) == {"cluster": "ltc", "holder": VALIDATOR, "token": 1, "expires_at": lease["expires_at"]}
+    assert lab.signer_token(STANDBY) is None
+    # Signing nodes are started by the signer role only, never at boot.
+    assert lab.on(VALIDATOR, "systemctl", "is-enabled", "litecoind", check=False) == "disabled"
+
+
+def test_the_standby_started_by_hand_refuses_without_the_lease(lab):
+    subprocess.run(["podman", "exec", "%s-%s" % (lab.name, STANDBY), "systemctl", "start", "litecoind"],
+                   capture_output=True, text=True, timeout=120, check=False)
+    assert_refused_by_the_start_check(lab, STANDBY)
 
 
 # The WireGuard topology, checked on the converged lab (what molecule/topology used to converge on its own).

@@ -220,19 +220,32 @@ HOSTS = {"v": {"role": "validator", "cluster": "c1"}, "st": {"role": "standby", 
          "s1": {"role": "sentry", "cluster": "c1"}, "st2": {"role": "standby", "cluster": "c2"}}
 
 
+B = "ltc-signer-leases"
+
+
 @pytest.mark.parametrize("request_, expected", [
-    ({"from": "v", "to": "st", "wait_seconds": 30}, []),
-    ({"from": "s1", "to": "st", "wait_seconds": 30},
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B}, []),
+    ({"from": "s1", "to": "st", "wait_seconds": 30, "lease_bucket": B},
      ["chainops_failover_from: 's1' is not valid: is a sentry, not its cluster's validator: only the signer is failed over"]),
-    ({"from": "v", "to": "s1", "wait_seconds": 30},
+    ({"from": "v", "to": "s1", "wait_seconds": 30, "lease_bucket": B},
      ["chainops_failover_to: 's1' is not valid: is a sentry, not a standby: the signer moves only onto a standby of the same cluster"]),
-    ({"from": "v", "to": "st2", "wait_seconds": 30},
+    ({"from": "v", "to": "st2", "wait_seconds": 30, "lease_bucket": B},
      ["chainops_failover_to: 'st2' is not valid: is in cluster c2, chainops_failover_from v in cluster c1: both must be in one cluster"]),
-    ({"from": "v", "to": "v", "wait_seconds": 30}, ["chainops_failover_to: 'v' is not valid: must differ from chainops_failover_from"]),
-    ({"from": "v", "to": "st", "wait_seconds": "30s"},
+    ({"from": "v", "to": "v", "wait_seconds": 30, "lease_bucket": B}, ["chainops_failover_to: 'v' is not valid: must differ from chainops_failover_from"]),
+    ({"from": "v", "to": "st", "wait_seconds": "30s", "lease_bucket": B},
      ["chainops_failover_wait_seconds: '30s' is not valid: must be a whole number of seconds from 0 to 3600"]),
-    ({"from": "", "to": "nowhere", "wait_seconds": 30},
+    ({"from": "", "to": "nowhere", "wait_seconds": 30, "lease_bucket": B},
      ["chainops_failover_from: '' is not valid: must not be empty", "chainops_failover_to: 'nowhere' is not valid: is not a host of the inventory"]),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B, "unfenced": "v"}, []),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B, "unfenced": "st"},
+     ["chainops_failover_unfenced: 'st' is not valid: must name the old signer (v) itself: it is the operator's word that this "
+      "host is down, so its fence may be skipped"]),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": ""},
+     ["signer_lease_bucket: '' is not valid: must name the S3 bucket of the signer leases (set for st): the new signer starts "
+      "only with its cluster's lease"]),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": "Not_A_Bucket"},
+     ["signer_lease_bucket: 'Not_A_Bucket' is not valid: must name the S3 bucket of the signer leases (set for st): the new "
+      "signer starts only with its cluster's lease"]),
 ])
 def test_failover_problems(request_, expected):
     assert failover_problems(request_, HOSTS) == expected

@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright: chainops.validator contributors
+# Apache License 2.0 (see LICENSE)
+"""A cluster's signer lease, independent of Ansible and of S3: the document and its transitions.
+
+The lease says which host of a cluster may sign. It lives in one object per cluster (S3, written
+with If-Match / If-None-Match, see plugins/modules/signer_lease.py), so two controllers cannot
+both believe they hold it. Every change of holder raises the fencing token by one; a release
+keeps the token, and the object is never deleted, so tokens never go back. Anything that acts
+for a signer (the host's token file, a fence) can be stamped with the token and stale ones
+refused.
+
+Times are UTC, stored as ISO 8601 text (readable in the bucket) and handled as epoch seconds.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import json
+import time
+
+LEASE_FORMAT = 1
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class LeaseError(Exception):
+    """The stored lease cannot be read (not JSON, wrong shape, another cluster's)."""
+
+
+class LeaseRefused(Exception):
+    """This holder may not have, keep or release the lease; the message says who holds it."""
+
+    def __init__(self, message, lease=None):
+        super(LeaseRefused, self).__init__(message)
+        self.lease = lease
+
+
+def format_time(epoch):
+    return time.strftime(TIME_FORMAT, time.gmtime(int(epoch)))
+
+
+def parse_time(text):
+    return calendar.timegm(time.strptime(text, TIME_FORMAT))
+
+
+def parse_lease(text, cluster):
+    """The stored document as a dict, or None when there is none yet. Raises LeaseError."""
+    if text is None:
+        return None
+    try:
+        lease = json.loads(text)
+    except ValueError as exc:
+        raise LeaseError("not JSON: %s" % exc)
+    if not isinstance(lease, dict) or lease.get("format") != LEASE_FORMAT:
+        raise LeaseError("not a format %d signer lease: %r" % (LEASE_FORMAT, text[:200]))
+    if lease.get("cluster") != cluster:
+        raise LeaseError("it is the lease of cluster %r, not %r" % (lease.get("cluster"), cluster))
+    token = lease.get("token")
+    if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+        raise LeaseError("token must be a non-negative integer, got %r" % (token,))
+    holder = lease.get("holder")
+    if holder is not None and (not isinstance(holder, str) or not holder):
+        raise LeaseError("holder must be a host name or null, got %r" % (holder,))
+    if holder is not None:
+        try:
+            parse_time(lease.get("expires_at") or "")
+        except (TypeError, ValueError):
+            raise LeaseError("expires_at must be %s UTC, got %r" % (TIME_FORMAT, lease.get("expires_at")))
+    return lease
+
+
+def seconds_left(lease, now):
+    """Seconds until a held lease expires (negative once it has); None when nobody holds it."""
+    if not lease or lease.get("holder") is None:
+        return None
+    return parse_time(lease["expires_at"]) - int(now)
+
+
+def describe(lease, now):
+    """One line for messages: who holds it, with which token, until when."""
+    if not lease:
+        return "no lease exists yet"
+    left = seconds_left(lease, now)
+    if left is None:
+        return "nobody holds it (token %d, released by %s at %s)" % (
+            lease["token"], lease.get("released_by") or "?", lease.get("released_at") or "?")
+    state = "expires in %d s" % left if left > 0 else "expired %d s ago" % -left
+    return "held by %s with token %d since %s, until %s (%s)" % (
+        lease["holder"], lease["token"], lease.get("acquired_at") or "?", lease["expires_at"], state)
+
+
+def _held(lease, holder, now, ttl, token):
+    return {"format": LEASE_FORMAT, "cluster": lease["cluster"], "holder": holder, "token": token,
+            "acquired_at": format_time(now), "expires_at": format_time(int(now) + int(ttl))}
+
+
+def acquire(current, cluster, holder, now, ttl, takeover_from=None):
+    """(new document or None when nothing needs writing, outcome).
+
+    outcome: ``acquired`` (free or never held), ``renewed`` (ours, less than half the ttl left, or
+    expired), ``held`` (ours, nothing to write), ``taken_over`` (another holder's, expired or named
+    in takeover_from: the caller has made sure that holder no longer signs). Raises LeaseRefused
+    when another holder's lease is still valid and was not named.
+    """
+    base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
+    owner = base.get("holder")
+    if owner is None:
+        return _held(base, holder, now, ttl, base["token"] + 1), "acquired"
+    left = seconds_left(base, now)
+    if owner == holder:
+        if left >= int(ttl) // 2:
+            return None, "held"
+        renewed = dict(base, expires_at=format_time(int(now) + int(ttl)), renewed_at=format_time(now))
+        return renewed, "renewed"
+    if left <= 0 or takeover_from == owner:
+        document = _held(base, holder, now, ttl, base["token"] + 1)
+        document["previous_holder"] = owner
+        return document, "taken_over"
+    hint = ("" if takeover_from is None else
+            "; takeover_from names %s, but %s holds it" % (takeover_from, owner))
+    raise LeaseRefused("the signer lease of cluster %s is %s%s" % (cluster, describe(base, now), hint), base)
+
+
+def release(current, cluster, holder, now, token=None):
+    """(new document or None, outcome): ``released``, or ``free`` when nobody held it.
+
+    Raises LeaseRefused when another holder has it, or when token is given and is not the lease's
+    (this holder's lease was taken over and given back in between).
+    """
+    if current is None or current.get("holder") is None:
+        return None, "free"
+    if current["holder"] != holder or (token is not None and int(token) != current["token"]):
+        raise LeaseRefused("%s cannot release the signer lease of cluster %s: it is %s%s" % (
+            holder, cluster, describe(current, now), "" if token is None else " (expected token %d)" % int(token)), current)
+    document = dict((k, v) for k, v in current.items() if k not in ("expires_at", "renewed_at", "previous_holder"))
+    document.update(holder=None, released_by=holder, released_at=format_time(now))
+    return document, "released"
+
+
+def verify(current, cluster, holder, now, token=None):
+    """``held`` when holder holds an unexpired lease (with this token, when given); else LeaseRefused."""
+    left = seconds_left(current, now)
+    if current is None or current.get("holder") != holder or left is None or left <= 0 or (
+            token is not None and int(token) != current["token"]):
+        raise LeaseRefused("%s does not hold the signer lease of cluster %s%s: %s" % (
+            holder, cluster, "" if token is None else " with token %d" % int(token), describe(current, now)), current)
+    return "held"
