@@ -150,8 +150,10 @@ def test_rolling_upgrade_stops_at_the_broken_host(lab):
 
 
 def test_failover_moves_the_signer(lab):
-    lab.playbook("validator_failover.yml", "-e", "chainops_failover_from=" + VALIDATOR, "-e", "chainops_failover_to=" + STANDBY,
-                 "-e", "chainops_failover_wait_seconds=1")
+    secrets = [key for name in (VALIDATOR, STANDBY) for key in lab.secrets_of(name)]
+    proc = lab.playbook("validator_failover.yml", "-vvv", "-e", "chainops_failover_from=" + VALIDATOR,
+                        "-e", "chainops_failover_to=" + STANDBY, "-e", "chainops_failover_wait_seconds=1")
+    assert secrets and not [key for key in secrets if key in proc.stdout + proc.stderr], "a key is in the -vvv output"
     assert not lab.node_active(VALIDATOR) and lab.node_active(STANDBY)
     # The old signer gave its lease back (token kept) and the standby took it: token 2, in S3 and on the host.
     lease = lab.lease()

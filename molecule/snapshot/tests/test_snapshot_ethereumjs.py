@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import boto3
@@ -106,15 +107,27 @@ def test_the_restored_node_catches_up_with_the_sealer_and_reports_itself_synced(
     a network with one sealer a node follows new blocks through announcements alone and stops at the
     first one it misses (molecule/node's follower shows the same). The sealer is restarted first: the
     restored node's new handshake carries the sealer's current difficulty, and the catch-up under test
-    is the same fetch from the restored height as after any reconnect."""
-    SEALER.check_output("systemctl restart ethereumjs")
-    wait_for(lambda: answers(SEALER), timeout=60, message="the sealer's RPC after its restart")
-    wait_for(lambda: int(rpc(RESTORED, "net_peerCount"), 16) == 1, timeout=60, message="the restored node to dial the sealer again")
-    target = height(SEALER)
-    wait_for(lambda: height(RESTORED) >= target, timeout=120,
-             message="the restored node to reach the sealer's height %d (at %d)" % (target, height(RESTORED)))
-    assert block_hash(RESTORED, target) == block_hash(SEALER, target)
-    wait_for(lambda: rpc(RESTORED, "eth_syncing") is False, timeout=60, message="the restored node's eth_syncing to turn false")
+    is the same fetch from the restored height as after any reconnect. The client reports itself synced
+    only once it has imported its sync target within 60 s of that block's time; under CI's load it can
+    miss an announcement first and stay just behind, so the reconnect is made at most three times, and
+    every round must reach the sealer's head with the sealer's hash."""
+    seen = []
+    for _round in range(3):
+        SEALER.check_output("systemctl restart ethereumjs")
+        wait_for(lambda: answers(SEALER), timeout=60, message="the sealer's RPC after its restart")
+        wait_for(lambda: int(rpc(RESTORED, "net_peerCount"), 16) == 1, timeout=60, message="the restored node to dial the sealer again")
+        target = height(SEALER)
+        wait_for(lambda: height(RESTORED) >= target, timeout=120,
+                 message="the restored node to reach the sealer's height %d (at %d)" % (target, height(RESTORED)))
+        assert block_hash(RESTORED, target) == block_hash(SEALER, target)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            syncing = rpc(RESTORED, "eth_syncing")
+            if syncing is False:
+                return
+            time.sleep(1)
+        seen.append({"target": target, "restored": height(RESTORED), "sealer": height(SEALER), "eth_syncing": syncing})
+    raise AssertionError("the restored node never reported itself synced; each round: %s" % seen)
 
 
 def test_the_restored_node_has_a_node_key_of_its_own():
