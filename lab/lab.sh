@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local lab: a sentry-protected litecoin regtest cluster built by the real playbooks, with moto
-# standing in for AWS and podman containers standing in for EC2 instances.
+# standing in for AWS and podman containers standing in for EC2 instances (EC2's stop and start power them
+# off and on: lab/ec2_power.py).
 #   lab.sh up      moto -> VPC -> provision.yml -> containers -> internet peer -> site.yml -> balancer -> status
 #   lab.sh status  the status table only
 #   lab.sh playbook NAME|PATH [options]
@@ -56,7 +57,8 @@ start_moto() {
     podman network ls -q --filter "label=chainops.lab=$LAB_NAME" | xargs -r podman network rm >/dev/null
   fi
   step "AWS stand-in: starting moto on $AWS_ENDPOINT_URL"
-  setsid moto_server -H 127.0.0.1 -p "$LAB_MOTO_PORT" >"$LAB_STATE/moto.log" 2>&1 < /dev/null &
+  # moto_server, with EC2's stop and start powering the instances' containers off and on (lab/ec2_power.py).
+  setsid python3 "$ROOT/lab/ec2_power.py" -H 127.0.0.1 -p "$LAB_MOTO_PORT" >"$LAB_STATE/moto.log" 2>&1 < /dev/null &
   echo $! > "$LAB_STATE/moto.pid"
   for _ in $(seq 100); do
     curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null && return

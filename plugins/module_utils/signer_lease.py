@@ -10,6 +10,11 @@ keeps the token, and the object is never deleted, so tokens never go back. Anyth
 for a signer (the host's token file, a fence) can be stamped with the token and stale ones
 refused.
 
+A failover first writes a claim into the same object (``failover``: from, to, run, expiry). While
+it is valid, another run's claim and any other host's acquire are refused, so of two failovers started
+at once one proceeds and the other changes nothing. The new signer's acquire clears the claim; a run
+that died leaves it until it expires, or until the same run (its id) resumes.
+
 Times are UTC, stored as ISO 8601 text (readable in the bucket) and handled as epoch seconds.
 """
 
@@ -68,7 +73,29 @@ def parse_lease(text, cluster):
             parse_time(lease.get("expires_at") or "")
         except (TypeError, ValueError):
             raise LeaseError("expires_at must be %s UTC, got %r" % (TIME_FORMAT, lease.get("expires_at")))
+    claim = lease.get("failover")
+    if claim is not None:
+        if not isinstance(claim, dict) or not all(isinstance(claim.get(k), str) and claim.get(k) for k in ("from", "to", "run")):
+            raise LeaseError("failover must hold from, to and run, got %r" % (claim,))
+        try:
+            parse_time(claim.get("expires_at") or "")
+        except (TypeError, ValueError):
+            raise LeaseError("failover.expires_at must be %s UTC, got %r" % (TIME_FORMAT, claim.get("expires_at")))
     return lease
+
+
+def active_claim(lease, now):
+    """The lease's failover claim while it is valid, else None."""
+    claim = (lease or {}).get("failover")
+    if claim and parse_time(claim["expires_at"]) > int(now):
+        return claim
+    return None
+
+
+def describe_claim(claim, now):
+    return "a failover from %s to %s (run %s) claimed it at %s, until %s (%d s left)" % (
+        claim["from"], claim["to"], claim["run"], claim.get("claimed_at") or "?", claim["expires_at"],
+        parse_time(claim["expires_at"]) - int(now))
 
 
 def seconds_left(lease, now):
@@ -106,6 +133,12 @@ def acquire(current, cluster, holder, now, ttl, takeover_from=None):
     """
     base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
     owner = base.get("holder")
+    claim = active_claim(base, now)
+    if claim and claim["to"] != holder:
+        raise LeaseRefused("%s cannot take the signer lease of cluster %s: %s" % (holder, cluster, describe_claim(claim, now)), base)
+    if owner == holder and "failover" in base:
+        # The failover this holder was the target of is done (a resumed run found the lease moved).
+        return dict((k, v) for k, v in base.items() if k != "failover"), "held"
     if owner is None:
         return _held(base, holder, now, ttl, base["token"] + 1), "acquired"
     left = seconds_left(base, now)
@@ -121,6 +154,32 @@ def acquire(current, cluster, holder, now, ttl, takeover_from=None):
     hint = ("" if takeover_from is None else
             "; takeover_from names %s, but %s holds it" % (takeover_from, owner))
     raise LeaseRefused("the signer lease of cluster %s is %s%s" % (cluster, describe(base, now), hint), base)
+
+
+def claim_failover(current, cluster, source, target, run, now, ttl):
+    """(new document or None, outcome ``claimed``): reserve the lease for a failover from source to target.
+
+    Nothing to write when this run holds the claim already (a resumed run). Raises LeaseRefused while
+    another run's claim is valid, or when the lease is held by neither source nor nobody (the signer
+    has moved already, or the request names the wrong host).
+    """
+    base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
+    claim = active_claim(base, now)
+    if claim and claim["run"] == run:
+        if (claim["from"], claim["to"]) != (source, target):
+            raise LeaseRefused("run %s claimed a failover of cluster %s from %s to %s, not from %s to %s" % (
+                run, cluster, claim["from"], claim["to"], source, target), base)
+        return None, "claimed"
+    if claim:
+        raise LeaseRefused("another failover of cluster %s is under way: %s. Nothing was changed; to resume that run, "
+                           "pass its id as chainops_failover_run" % (cluster, describe_claim(claim, now)), base)
+    owner = base.get("holder")
+    if owner not in (source, None):
+        raise LeaseRefused("cannot fail cluster %s over from %s: the signer lease is %s. Nothing was changed" % (
+            cluster, source, describe(base, now)), base)
+    document = dict(base, failover={"from": source, "to": target, "run": run, "claimed_at": format_time(now),
+                                    "expires_at": format_time(int(now) + int(ttl))})
+    return document, "claimed"
 
 
 def release(current, cluster, holder, now, token=None):

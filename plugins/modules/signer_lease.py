@@ -30,6 +30,11 @@ description:
     when another host holds it or, with O(token), when the token changed.
   - O(state=verified) changes nothing and fails unless this holder holds an unexpired lease (with
     O(token), when given). Run it immediately before starting a signer.
+  - O(state=claimed) reserves the lease for one failover run (O(run)) from O(takeover_from) to
+    O(holder) for O(ttl) seconds, before that run changes anything. While the claim is valid another
+    run's claim and any other host's acquire are refused, naming the run; the same run may claim
+    again (to resume). Refused when the lease is held by a host other than O(takeover_from). The
+    holder's acquire clears the claim.
   - O(state=query) returns the lease as stored.
   - Runs where the AWS credentials are (normally the controller, C(delegate_to=localhost)). The
     host clock of that machine decides expiry; keep it synchronised.
@@ -38,7 +43,7 @@ options:
     description: What to do with the lease.
     type: str
     required: true
-    choices: [acquired, released, verified, query]
+    choices: [acquired, released, verified, claimed, query]
   bucket:
     description: S3 bucket holding the leases.
     type: str
@@ -58,12 +63,16 @@ options:
     description:
       - Seconds a lease stays valid after it is acquired or renewed. After that another host may take
         it without naming this one. Choose it longer than the time between two runs that renew it.
+      - With O(state=claimed), seconds the failover claim stays valid.
     type: int
     default: 3600
   takeover_from:
     description:
       - The host whose still-valid lease O(state=acquired) may take (a failover after that host was
         stopped or fenced). Ignored when the lease is free, expired or already this holder's.
+    type: str
+  run:
+    description: With O(state=claimed), the failover run's id (any text that differs between runs). Required with O(state=claimed).
     type: str
   token:
     description: With O(state=verified) or O(state=released), the fencing token the lease must still carry.
@@ -100,6 +109,17 @@ EXAMPLES = r"""
     takeover_from: val-a
   delegate_to: localhost
 
+- name: Reserve the lease for this failover run before anything stops
+  chainops.validator.signer_lease:
+    state: claimed
+    bucket: my-validator-leases
+    cluster: cosmos-1
+    holder: val-b
+    takeover_from: val-a
+    run: "{{ failover_run_id }}"
+    ttl: 900
+  delegate_to: localhost
+
 - name: Check the lease again immediately before starting the signer
   chainops.validator.signer_lease:
     state: verified
@@ -134,10 +154,13 @@ lease:
     previous_holder:
       description: The holder it was taken over from.
       type: str
+    failover:
+      description: A failover's claim (from, to, run, claimed_at, expires_at) until its new signer acquires the lease.
+      type: dict
 outcome:
   description: >-
-    acquired, renewed, held (this holder's already, nothing written), taken_over, released, free (nothing to
-    release), verified or queried.
+    acquired, renewed, held (this holder's already), taken_over, released, free (nothing to
+    release), claimed, verified or queried.
   returned: always
   type: str
 key:
@@ -165,6 +188,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.signer_lease im
     LeaseError,
     LeaseRefused,
     acquire,
+    claim_failover,
     parse_lease,
     release,
     verify,
@@ -215,6 +239,8 @@ def run(module, s3, params, now):
             return dict(changed=False, lease=current, outcome="verified", key=key, attempts=attempt)
         if state == "acquired":
             document, outcome = acquire(current, cluster, holder, now(), params["ttl"], params["takeover_from"])
+        elif state == "claimed":
+            document, outcome = claim_failover(current, cluster, params["takeover_from"], holder, params["run"], now(), params["ttl"])
         else:
             document, outcome = release(current, cluster, holder, now(), params["token"])
         if document is None:
@@ -232,18 +258,20 @@ def run(module, s3, params, now):
 
 def main():
     argument_spec = dict(
-        state=dict(type="str", required=True, choices=["acquired", "released", "verified", "query"]),
+        state=dict(type="str", required=True, choices=["acquired", "released", "verified", "claimed", "query"]),
         bucket=dict(type="str", required=True),
         cluster=dict(type="str", required=True),
         holder=dict(type="str"),
         key_prefix=dict(type="str", default="chainops/signer-leases/", no_log=False),
         ttl=dict(type="int", default=3600),
         takeover_from=dict(type="str"),
+        run=dict(type="str"),
         token=dict(type="int", no_log=False),
         attempts=dict(type="int", default=5),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
-                              required_if=[("state", s, ["holder"]) for s in ("acquired", "released", "verified")])
+                              required_if=[("state", s, ["holder"]) for s in ("acquired", "released", "verified")]
+                              + [("state", "claimed", ["holder", "takeover_from", "run"])])
     params = module.params
     problems = []
     if params["ttl"] < 30:
@@ -252,7 +280,7 @@ def main():
         problems.append("attempts must be at least 1, got %d" % params["attempts"])
     if params["token"] is not None and params["token"] < 1:
         problems.append("token must be a positive integer, got %d" % params["token"])
-    for name in ("cluster", "holder", "takeover_from"):
+    for name in ("cluster", "holder", "takeover_from", "run"):
         value = params[name]
         if value is not None and (not value.strip() or "/" in value):
             problems.append("%s must be a non-empty name without '/', got %r" % (name, value))

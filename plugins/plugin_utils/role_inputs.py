@@ -310,10 +310,11 @@ def datadog_agent_problems(values):
 
 
 S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+FAILOVER_RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def failover_problems(request, hosts):
-    """validator_failover's request (``request``: from, to, wait_seconds) against the inventory
+    """validator_failover's request (``request``: from, to, wait_seconds, unfenced, run, lease_bucket) against the inventory
     (``hosts``: hostname -> {role, cluster}): the signer moves from the cluster's validator to one of its
     standbys, nothing else."""
     p = Problems()
@@ -348,6 +349,10 @@ def failover_problems(request, hosts):
     if unfenced and unfenced != old:
         p.add("chainops_failover_unfenced", unfenced, "must name the old signer (%s) itself: it is the operator's word that this "
               "host is down, so its fence may be skipped" % old)
+    run = request.get("run")
+    if run is not None and not FAILOVER_RUN.match(str(run)):
+        p.add("chainops_failover_run", run, "must be the id of a failover run (letters, digits and ._:-, at most 64), as a "
+              "refused failover names it")
     if not S3_BUCKET.match(str(request.get("lease_bucket") or "")):
         p.add("signer_lease_bucket", request.get("lease_bucket") or "",
               "must name the S3 bucket of the signer leases (set for %s): the new signer starts only with its cluster's lease" % new)

@@ -35,6 +35,33 @@ def test_six_controllers_racing_for_one_lease_leave_exactly_one_holder(s3, aws_e
         assert "held by %s with token 1" % winners[0] in results[host]["msg"], results[host]["msg"]
 
 
+def test_six_failover_runs_racing_for_one_claim_leave_exactly_one_and_change_nothing_else(s3, aws_env, tmp_path):
+    task_results(tmp_path, [lease_task("a acquires", "acquired", aws_env, holder="val-a")], hosts=["localhost"])
+    before = stored(s3)
+    hosts = ["run%d" % n for n in range(6)]
+    results = task_results(tmp_path, [lease_task("claim", "claimed", aws_env, holder="val-b", takeover_from="val-a",
+                                                 run="{{ inventory_hostname }}", ttl=900)], hosts=hosts, forks=6)["claim"]
+    winners = [host for host, result in results.items() if not result.get("failed")]
+    assert len(winners) == 1, results
+    lease = stored(s3)
+    assert lease["failover"]["run"] == winners[0] and (lease["failover"]["from"], lease["failover"]["to"]) == ("val-a", "val-b")
+    assert dict(lease, failover=None) == dict(before, failover=None)  # the holder keeps its lease until it is released
+    for host in set(hosts) - set(winners):
+        assert results[host]["outcome"] == "refused"
+        assert "another failover of cluster cosmos-1 is under way: a failover from val-a to val-b (run %s)" % winners[0] in results[host]["msg"]
+    results = task_results(tmp_path, [
+        lease_task("another host acquires", "acquired", aws_env, holder="val-c", takeover_from="val-a"),
+        lease_task("the winner resumes", "claimed", aws_env, holder="val-b", takeover_from="val-a", run=winners[0]),
+        lease_task("the target takes over", "acquired", aws_env, holder="val-b", takeover_from="val-a"),
+    ], hosts=["localhost"])
+    assert results["another host acquires"]["localhost"]["failed"]
+    assert "val-c cannot take the signer lease of cluster cosmos-1: a failover from val-a to val-b" in results["another host acquires"]["localhost"]["msg"]
+    assert results["the winner resumes"]["localhost"]["changed"] is False
+    assert results["the target takes over"]["localhost"]["outcome"] == "taken_over"
+    lease = stored(s3)
+    assert (lease["holder"], lease["token"]) == ("val-b", 2) and "failover" not in lease
+
+
 def test_lease_lifecycle_tokens_only_grow(s3, aws_env, tmp_path):
     results = task_results(tmp_path, [
         lease_task("a acquires", "acquired", aws_env, holder="val-a", ttl=600),

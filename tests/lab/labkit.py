@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -60,6 +62,53 @@ def assert_refused_by_the_start_check(lab, host):
     assert "signer-check: refusing to start the ltc signer on %s: /run/chainops/signer.json is missing" % host in journal, journal
 
 
+class SignerWatch:
+    """Which hosts run a signing node at each instant, read from the machine's /proc (not from a marker, a
+    service state or Ansible): a process named after the node's binary in the host's container cgroup.
+    Samples every ``interval`` seconds in a thread while the ``with`` block runs; ``most`` is the most hosts
+    seen running one at the same time and ``timeline`` the changes, [(seconds, {host, ...})]."""
+
+    def __init__(self, lab, hosts, binary="litecoind", interval=0.05):
+        self.hosts, self.binary, self.interval = hosts, binary, interval
+        self.ids = {host: subprocess.run(["podman", "inspect", "-f", "{{.Id}}", "%s-%s" % (lab.name, host)], capture_output=True,
+                                         text=True, timeout=60, check=True).stdout.strip() for host in hosts}
+        self.most, self.timeline, self._stop = 0, [], threading.Event()
+
+    def running(self):
+        found = set()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if Path("/proc", pid, "comm").read_text().strip() != self.binary:
+                    continue
+                cgroup = Path("/proc", pid, "cgroup").read_text()
+            except OSError:
+                continue  # the process ended between the listing and the read
+            found.update(host for host, container in self.ids.items() if container in cgroup)
+        return found
+
+    def _sample(self):
+        start, last = time.monotonic(), None
+        while not self._stop.is_set():
+            now = self.running()
+            self.most = max(self.most, len(now))
+            if now != last:
+                self.timeline.append((round(time.monotonic() - start, 2), now))
+                last = now
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.timeline.append((0.0, self.running()))
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class Lab:
     """One lab, built by `up()`: `lab.sh` runs with its own LAB_NAME, state directory and moto port."""
 
@@ -80,6 +129,24 @@ class Lab:
     def playbook(self, name, *args, check=True):
         """Run a collection playbook against the lab's ec2_topology inventory (`lab.sh playbook`)."""
         return run_lab("playbook", self.env, name, *args, check=check)
+
+    def playbooks_at_once(self, *runs):
+        """Start several `lab.sh playbook` runs at the same moment (several controllers), wait for all:
+        [CompletedProcess]. Each run is (name, *args)."""
+        procs = [subprocess.Popen([str(LAB), "playbook", *run], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for run in runs]
+        done = []
+        for proc, run in zip(procs, runs):
+            out, err = proc.communicate(timeout=1200)
+            done.append(subprocess.CompletedProcess([str(LAB), "playbook", *run], proc.returncode, out, err))
+        return done
+
+    def cut_off(self, host, tmp_path):
+        """An extra inventory (-i) under which the controller cannot reach host (its container name points
+        nowhere) while the host itself runs on: a network cut between the controller and one machine."""
+        path = tmp_path / ("cut-off-%s.yml" % host)
+        path.write_text(json.dumps({"all": {"hosts": {host: {"ansible_host": "%s-cut-off-%s" % (self.name, host)}}}}))
+        return ["-i", str(path)]
 
     def on(self, host, *argv, check=True):
         proc = subprocess.run(["podman", "exec", "%s-%s" % (self.name, host), *argv], capture_output=True, text=True, timeout=300,

@@ -1,9 +1,11 @@
 """The operations an operator runs, on the lab tests/lab/test_lab_topology.py has checked (three
 sentries by then): a fleet of two RPC nodes behind a real load balancer (HAProxy checking /health),
-one of which falls behind and comes back, the double-sign guard, a rolling upgrade whose build is broken
-on the second host, a validator failover, a failover from a dead signer (fenced through the EC2 API),
-the bounded wait for healthy sentries, then `lab.sh down`.
-Tests run in file order on one lab."""
+one of which falls behind and comes back, a rolling upgrade whose build is broken on the second host, a
+validator failover, and the signer's fault tests: a dead signer, two failovers at once, a crash-looping
+signer, a signer cut off from the controller; then the bounded wait for healthy sentries and `lab.sh down`.
+In the fault tests a SignerWatch reads from /proc which hosts run litecoind at each instant; EC2's stop
+and start (moto) power the instances' containers off and on (lab/ec2_power.py).
+Tests run in file order on one lab; each fault test starts from the signer the one before left."""
 from __future__ import annotations
 
 import json
@@ -11,9 +13,9 @@ import re
 import subprocess
 
 import yaml
-from chainops_testlib import open_tcp_ports, wait_for
-from labkit import (CLI, FLEET, ROOT, SENTRIES, STANDBY, THIRD, VALIDATOR, assert_down_leaves_nothing, assert_refused_by_the_start_check,
-                    status_rows)
+from chainops_testlib import open_tcp_ports, recap, wait_for
+from labkit import (CLI, FLEET, HUBS, ROOT, SENTRIES, STANDBY, THIRD, VALIDATOR, SignerWatch, assert_down_leaves_nothing,
+                    assert_refused_by_the_start_check, status_rows)
 
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
 CHECK_INTERVAL = 2  # lab/balancer.yml: inter 2s, fall 2, rise 2
@@ -111,19 +113,6 @@ def test_the_balancer_takes_a_node_that_falls_behind_out_and_back(lab):
     wait_for(lambda: lab.balancer()[laggard]["status"] == "UP", timeout=60, message="HAProxy to take it back")
 
 
-def test_double_sign_guard_refuses_a_second_signer(lab):
-    """Tags swapped without a failover: the new 'validator' must not start while the old one signs."""
-    lab.retag({VALIDATOR: "standby", STANDBY: "validator"})
-    try:
-        proc = lab.playbook("site.yml", "--limit", "%s,%s" % (VALIDATOR, STANDBY), check=False)
-        assert proc.returncode != 0
-        assert "Double-sign guard: %s of cluster ltc is running as the signing validator" % VALIDATOR in proc.stdout
-        assert not lab.node_active(STANDBY)
-        assert lab.node_active(VALIDATOR)
-    finally:
-        lab.retag({VALIDATOR: "validator", STANDBY: "standby"})
-
-
 def test_rolling_upgrade_stops_at_the_broken_host(lab):
     script = (ROOT / "tests" / "lab" / "make_upgrade_repo.sh").read_text()
     subprocess.run(["podman", "exec", "-i", "%s-internet" % lab.name, "bash", "-s", NEW_VERSION], input=script, text=True,
@@ -149,15 +138,26 @@ def test_rolling_upgrade_stops_at_the_broken_host(lab):
     assert lab.started_at(VALIDATOR) == before[VALIDATOR] and lab.health(VALIDATOR) == 200
 
 
+def failover_args(old, new, *extra):
+    return ("validator_failover.yml", "-e", "chainops_failover_from=" + old, "-e", "chainops_failover_to=" + new,
+            "-e", "chainops_failover_wait_seconds=1", "-e", "signer_fence_wait_timeout=60", *extra)
+
+
+def assert_one_signer_moved(watch, old, new):
+    """From the watch: old ran litecoind first, new last, never both at once."""
+    assert watch.most == 1 and watch.timeline[0][1] == {old} and watch.timeline[-1][1] == {new}, watch.timeline
+
+
 def test_failover_moves_the_signer(lab):
-    secrets = [key for name in (VALIDATOR, STANDBY) for key in lab.secrets_of(name)]
-    proc = lab.playbook("validator_failover.yml", "-vvv", "-e", "chainops_failover_from=" + VALIDATOR,
-                        "-e", "chainops_failover_to=" + STANDBY, "-e", "chainops_failover_wait_seconds=1")
+    secrets = [key for name in HUBS for key in lab.secrets_of(name)]
+    with SignerWatch(lab, HUBS) as watch:
+        proc = lab.playbook(*failover_args(VALIDATOR, STANDBY, "-vvv"))
     assert secrets and not [key for key in secrets if key in proc.stdout + proc.stderr], "a key is in the -vvv output"
+    assert_one_signer_moved(watch, VALIDATOR, STANDBY)
     assert not lab.node_active(VALIDATOR) and lab.node_active(STANDBY)
     # The old signer gave its lease back (token kept) and the standby took it: token 2, in S3 and on the host.
     lease = lab.lease()
-    assert (lease["holder"], lease["token"]) == (STANDBY, 2) and "previous_holder" not in lease, lease
+    assert (lease["holder"], lease["token"]) == (STANDBY, 2) and "previous_holder" not in lease and "failover" not in lease, lease
     assert lab.signer_token(VALIDATOR) is None and lab.signer_token(STANDBY)["token"] == 2
     start = lab.height(SENTRIES[0])
     lab.on("internet", *CLI, "generatetodescriptor", "3", "raw(51)")
@@ -172,13 +172,12 @@ def test_failover_moves_the_signer(lab):
 def test_a_dead_signer_is_fenced_and_does_not_sign_when_it_comes_back(lab):
     """Power cut on the signer (its container killed): the failover cannot reach it, so it stops its
     instance through the EC2 API (moto) and takes the lease over (token 3) before the other host starts.
-    Started again, the dead host does not sign: its token was in /run, its node is not enabled at boot,
-    and a hand start is refused."""
+    Started again through EC2, the dead host does not sign: its token was in /run, its node is not
+    enabled at boot, and a hand start is refused."""
     dead, new = STANDBY, VALIDATOR  # after the failover above, ltc-standby signs (tagged validator)
     dead_id = lab.instance_ids()[dead]
     subprocess.run(["podman", "kill", "%s-%s" % (lab.name, dead)], capture_output=True, timeout=120, check=True)
-    lab.playbook("validator_failover.yml", "-e", "chainops_failover_from=" + dead, "-e", "chainops_failover_to=" + new,
-                 "-e", "chainops_failover_wait_seconds=1", "-e", "signer_fence_wait_timeout=60")
+    lab.playbook(*failover_args(dead, new))
     ec2 = lab.client("ec2")
     instance = ec2.describe_instances(InstanceIds=[dead_id])["Reservations"][0]["Instances"][0]
     assert instance["State"]["Name"] == "stopped"
@@ -186,9 +185,8 @@ def test_a_dead_signer_is_fenced_and_does_not_sign_when_it_comes_back(lab):
     lease = lab.lease()
     assert (lease["holder"], lease["token"], lease["previous_holder"]) == (new, 3, dead), lease
     assert lab.node_active(new) and lab.signer_token(new)["token"] == 3
-    # The operator brings the dead machine back.
+    # The operator brings the dead machine back through EC2 (lab/ec2_power.py starts its container).
     ec2.start_instances(InstanceIds=[dead_id])
-    subprocess.run(["podman", "start", "%s-%s" % (lab.name, dead)], capture_output=True, timeout=120, check=True)
     wait_for(lambda: lab.on(dead, "systemctl", "is-system-running", check=False) in ("running", "degraded"), timeout=120,
              message="the restarted host to boot")
     assert not lab.node_active(dead) and lab.signer_token(dead) is None
@@ -199,14 +197,86 @@ def test_a_dead_signer_is_fenced_and_does_not_sign_when_it_comes_back(lab):
     lab.retag({VALIDATOR: "validator", STANDBY: "standby"})
 
 
+def test_two_failovers_at_once_move_the_signer_once(lab):
+    """Two controllers start the same failover at the same moment (two operators answering one alert).
+    One run claims the cluster's lease and moves the signer; the other is refused at the claim (or, if it
+    comes late, at the lease already moved) and changes nothing on any host."""
+    with SignerWatch(lab, HUBS) as watch:
+        runs = lab.playbooks_at_once(failover_args(VALIDATOR, STANDBY), failover_args(VALIDATOR, STANDBY))
+    assert sorted(run.returncode == 0 for run in runs) == [False, True], [run.stdout[-3000:] for run in runs]
+    loser = next(run for run in runs if run.returncode != 0)
+    assert re.search(r"another failover of cluster ltc is under way: a failover from %s to %s \(run [\w.:-]+\) claimed it"
+                     % (VALIDATOR, STANDBY), loser.stdout) or (
+        "cannot fail cluster ltc over from %s: the signer lease is held by %s" % (VALIDATOR, STANDBY) in loser.stdout), loser.stdout[-4000:]
+    assert all(counts["changed"] == 0 for counts in recap(loser.stdout).values()), recap(loser.stdout)
+    assert_one_signer_moved(watch, VALIDATOR, STANDBY)
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"]) == (STANDBY, 4) and "failover" not in lease, lease
+
+
+CRASH_LOOP = "while :; do pkill -KILL -x litecoind; sleep 2; done"
+
+
+def test_a_crash_looping_signer_counts_as_signing_until_it_is_stopped(lab):
+    """The signer's node crash-loops for real: litecoind is killed every 2 s and systemd restarts it
+    after 5 s, so it is mostly activating, sometimes running. The tags still call the other host the
+    validator (nobody re-tagged after the failover above): site.yml refuses to start it, naming the
+    crash-looping signer. The failover then stops the loop for good (stopped, not enabled, no failed state
+    left) before the other host signs."""
+    looping, other = STANDBY, VALIDATOR
+    lab.on(looping, "sh", "-c", "setsid sh -c '%s' >/dev/null 2>&1 < /dev/null &" % CRASH_LOOP)
+    try:
+        wait_for(lambda: int(lab.on(looping, "systemctl", "show", "-p", "NRestarts", "--value", "litecoind") or 0) >= 1, timeout=60,
+                 message="systemd to restart the killed litecoind")
+        with SignerWatch(lab, HUBS) as watch:
+            proc = lab.playbook("site.yml", "--limit", "%s,%s" % (other, looping), check=False)
+        assert proc.returncode != 0
+        match = re.search(r"Double-sign guard: %s of cluster ltc is running as the signing validator \(node (?P<state>[\w/-]+)\)"
+                          % looping, proc.stdout)
+        assert match and not match["state"].startswith("inactive/"), proc.stdout[-4000:]
+        assert other not in {host for _, hosts in watch.timeline for host in hosts}, watch.timeline
+        lab.retag({looping: "validator", other: "standby"})
+        with SignerWatch(lab, HUBS) as watch:
+            lab.playbook(*failover_args(looping, other))
+        assert watch.timeline[-1][1] == {other} and watch.most == 1, watch.timeline
+        state = lab.on(looping, "systemctl", "show", "-p", "ActiveState,UnitFileState", "litecoind").split()
+        assert state == ["ActiveState=inactive", "UnitFileState=disabled"], state
+        assert lab.lease()["holder"] == other and lab.lease()["token"] == 5
+    finally:
+        lab.on(looping, "pkill", "-f", CRASH_LOOP, check=False)
+    lab.retag({other: "validator", looping: "standby"})
+
+
+def test_a_signer_cut_off_from_the_controller_is_fenced_before_another_signs(lab, tmp_path):
+    """The signer runs but the controller cannot reach it (its connection points nowhere). The failover
+    fences it through EC2, which powers its machine off, and only then does the other host start: at no
+    instant do both run litecoind. Back on, the fenced host does not sign."""
+    cut, new = VALIDATOR, STANDBY  # after the test above, ltc-validator signs (token 5)
+    assert lab.node_active(cut)
+    cut_id = lab.instance_ids()[cut]
+    with SignerWatch(lab, HUBS) as watch:
+        proc = lab.playbook(*failover_args(cut, new, *lab.cut_off(cut, tmp_path)))
+    assert "UNREACHABLE" in proc.stdout, proc.stdout[-3000:]
+    assert_one_signer_moved(watch, cut, new)
+    ec2 = lab.client("ec2")
+    assert ec2.describe_instances(InstanceIds=[cut_id])["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"], lease["previous_holder"]) == (new, 6, cut), lease
+    ec2.start_instances(InstanceIds=[cut_id])
+    wait_for(lambda: lab.on(cut, "systemctl", "is-system-running", check=False) in ("running", "degraded"), timeout=120,
+             message="the fenced host to boot")
+    assert not lab.node_active(cut) and lab.signer_token(cut) is None and lab.node_active(new)
+    lab.retag({cut: "standby", new: "validator"})
+
+
 def test_signing_waits_a_bounded_time_for_healthy_sentries_and_says_why(lab):
     """No sentry can serve (the internet and both hubs' nodes stopped: the first and the third sentry have
     0 peers; the second still runs the broken build of the upgrade test): the validator does not start,
     within the bound, and the message names each sentry's own reasons."""
-    signer, sentries = VALIDATOR, SENTRIES + [THIRD]  # after the two failovers above, ltc-validator signs again
+    signer, sentries = lab.lease()["holder"], SENTRIES + [THIRD]  # ltc-standby, since the test above
     for name in ("internet", VALIDATOR, STANDBY):
         lab.on(name, "systemctl", "stop", "litecoind")
-    # The signer killed in the test above left half-open connections on the sentries, which litecoind
+    # The signers powered off in the tests above left half-open connections on the sentries, which litecoind
     # keeps as peers until its ping timeout (20 min): drop every connection; only live peers come back.
     for name in (SENTRIES[0], THIRD):
         lab.on(name, *CLI, "setnetworkactive", "false")

@@ -9,6 +9,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.signer_lease im
     LeaseError,
     LeaseRefused,
     acquire,
+    claim_failover,
     format_time,
     parse_lease,
     release,
@@ -97,3 +98,68 @@ def test_verify_passes_for_the_holder():
 def test_a_damaged_lease_is_an_error_never_a_free_one(text, problem):
     with pytest.raises(LeaseError, match=problem):
         parse_lease(text, "c1")
+
+
+def claimed(lease, run="run-1", source="val-a", target="val-b", expires_in=900):
+    return dict(lease, failover={"from": source, "to": target, "run": run, "claimed_at": format_time(NOW - 5),
+                                 "expires_at": format_time(NOW + expires_in)})
+
+
+def test_a_failover_claim_is_written_once_and_the_same_run_may_resume_it():
+    document, outcome = claim_failover(held("val-a", 1), "c1", "val-a", "val-b", "run-1", NOW, 900)
+    assert outcome == "claimed" and document["holder"] == "val-a" and document["token"] == 1
+    assert document["failover"] == {"from": "val-a", "to": "val-b", "run": "run-1", "claimed_at": format_time(NOW),
+                                    "expires_at": format_time(NOW + 900)}
+    assert claim_failover(document, "c1", "val-a", "val-b", "run-1", NOW + 60, 900) == (None, "claimed")
+    with pytest.raises(LeaseRefused, match="run run-1 claimed a failover of cluster c1 from val-a to val-b, not from val-a to val-c"):
+        claim_failover(document, "c1", "val-a", "val-c", "run-1", NOW, 900)
+
+
+@pytest.mark.parametrize("source, target", [("val-a", "val-b"), ("val-a", "val-c")])
+def test_another_runs_valid_claim_is_refused_naming_that_run(source, target):
+    with pytest.raises(LeaseRefused) as refused:
+        claim_failover(claimed(held("val-a", 1)), "c1", source, target, "run-2", NOW, 900)
+    assert "another failover of cluster c1 is under way: a failover from val-a to val-b (run run-1)" in str(refused.value)
+    assert "(900 s left)" in str(refused.value) and "chainops_failover_run" in str(refused.value)
+
+
+def test_an_expired_claim_gives_way_to_a_new_run():
+    document, outcome = claim_failover(claimed(held("val-a", 1), expires_in=-1), "c1", "val-a", "val-c", "run-2", NOW, 900)
+    assert outcome == "claimed" and (document["failover"]["run"], document["failover"]["to"]) == ("run-2", "val-c")
+
+
+@pytest.mark.parametrize("lease", [held("val-b", 2), held("val-c", 2, expires_in=-5)])
+def test_a_claim_is_refused_when_another_host_holds_the_lease(lease):
+    with pytest.raises(LeaseRefused, match="cannot fail cluster c1 over from val-a: the signer lease is held by val-"):
+        claim_failover(lease, "c1", "val-a", "val-b", "run-1", NOW, 900)
+
+
+@pytest.mark.parametrize("lease", [None, {"format": 1, "cluster": "c1", "holder": None, "token": 3}])
+def test_a_free_lease_can_be_claimed(lease):
+    document, outcome = claim_failover(lease, "c1", "val-a", "val-b", "run-1", NOW, 900)
+    assert outcome == "claimed" and document["holder"] is None and document["failover"]["to"] == "val-b"
+
+
+def test_while_claimed_only_the_target_acquires_and_that_clears_the_claim():
+    lease = claimed(held("val-a", 1))
+    with pytest.raises(LeaseRefused, match="val-c cannot take the signer lease of cluster c1: a failover from val-a to val-b"):
+        acquire(lease, "c1", "val-c", NOW, TTL, takeover_from="val-a")
+    with pytest.raises(LeaseRefused, match="val-a cannot take the signer lease"):
+        acquire(lease, "c1", "val-a", NOW, TTL)  # the old signer's routine renewal waits for the failover
+    released, _ = release(lease, "c1", "val-a", NOW, token=1)
+    assert released["failover"] == lease["failover"]
+    document, outcome = acquire(released, "c1", "val-b", NOW, TTL)
+    assert outcome == "acquired" and document["token"] == 2 and "failover" not in document
+    document, outcome = acquire(lease, "c1", "val-b", NOW, TTL, takeover_from="val-a")
+    assert outcome == "taken_over" and document["token"] == 2 and "failover" not in document
+
+
+def test_a_resumed_run_that_finds_the_lease_moved_clears_its_claim():
+    document, outcome = acquire(claimed(held("val-b", 2)), "c1", "val-b", NOW, TTL)
+    assert outcome == "held" and "failover" not in document and document["token"] == 2
+
+
+@pytest.mark.parametrize("failover", [{"from": "a", "to": "b"}, "x", dict(zip(("from", "to", "run"), "abc"))])
+def test_a_damaged_claim_is_an_error(failover):
+    with pytest.raises(LeaseError, match="failover"):
+        parse_lease(json.dumps(dict(held("val-a", 1), failover=failover)), "c1")

@@ -240,6 +240,10 @@ B = "ltc-signer-leases"
     ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B, "unfenced": "st"},
      ["chainops_failover_unfenced: 'st' is not valid: must name the old signer (v) itself: it is the operator's word that this "
       "host is down, so its fence may be skipped"]),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B, "run": "20261203T061500Z-k3x9q2"}, []),
+    ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": B, "run": "a/b"},
+     ["chainops_failover_run: 'a/b' is not valid: must be the id of a failover run (letters, digits and ._:-, at most 64), as a "
+      "refused failover names it"]),
     ({"from": "v", "to": "st", "wait_seconds": 30, "lease_bucket": ""},
      ["signer_lease_bucket: '' is not valid: must name the S3 bucket of the signer leases (set for st): the new signer starts "
       "only with its cluster's lease"]),
