@@ -148,10 +148,31 @@ def assert_one_signer_moved(watch, old, new):
     assert watch.most == 1 and watch.timeline[0][1] == {old} and watch.timeline[-1][1] == {new}, watch.timeline
 
 
+# The client's own double-sign state (signer carry): litecoind has none, so the lab's failovers carry a
+# CometBFT priv_validator_state.json placed on both hubs; the client that would read it cannot run here.
+STATE_DIR = "/var/lib/chainops-carry"
+CARRY = ("-e", "signer_state_format=cometbft", "-e", "signer_state_file=%s/priv_validator_state.json" % STATE_DIR)
+
+
+def cometbft_state(height, step=3):
+    return json.dumps({"height": str(height), "round": 0, "step": step, "signature": "c2lnbmF0dXJl", "signbytes": "0A0B%04X" % height})
+
+
+def place_state(lab, host, text):
+    lab.on(host, "sh", "-c", "install -d -o daemon -g daemon -m 0700 %s && printf '%%s' '%s' > %s/priv_validator_state.json"
+           % (STATE_DIR, text, STATE_DIR))
+
+
+def state_on(lab, host):
+    return lab.on(host, "stat", "-c", "%U:%G %a", STATE_DIR + "/priv_validator_state.json"), lab.on(host, "cat", STATE_DIR + "/priv_validator_state.json")
+
+
 def test_failover_moves_the_signer(lab):
     secrets = [key for name in HUBS for key in lab.secrets_of(name)]
+    place_state(lab, VALIDATOR, cometbft_state(36))
+    place_state(lab, STANDBY, cometbft_state(20))
     with SignerWatch(lab, HUBS) as watch:
-        proc = lab.playbook(*failover_args(VALIDATOR, STANDBY, "-vvv"))
+        proc = lab.playbook(*failover_args(VALIDATOR, STANDBY, "-vvv", *CARRY))
     assert secrets and not [key for key in secrets if key in proc.stdout + proc.stderr], "a key is in the -vvv output"
     assert_one_signer_moved(watch, VALIDATOR, STANDBY)
     assert not lab.node_active(VALIDATOR) and lab.node_active(STANDBY)
@@ -159,6 +180,8 @@ def test_failover_moves_the_signer(lab):
     lease = lab.lease()
     assert (lease["holder"], lease["token"]) == (STANDBY, 2) and "previous_holder" not in lease and "failover" not in lease, lease
     assert lab.signer_token(VALIDATOR) is None and lab.signer_token(STANDBY)["token"] == 2
+    # The old signer's last signature (height 36) was newer than the standby's (20): carried, 0600.
+    assert state_on(lab, STANDBY) == ("daemon:daemon 600", cometbft_state(36))
     start = lab.height(SENTRIES[0])
     lab.on("internet", *CLI, "generatetodescriptor", "3", "raw(51)")
     wait_for(lambda: lab.height(STANDBY) >= start + 3, message="the new signer to follow the chain through the sentries")
@@ -234,10 +257,12 @@ def test_a_crash_looping_signer_counts_as_signing_until_it_is_stopped(lab):
         match = re.search(r"Double-sign guard: %s of cluster ltc is running as the signing validator \(node (?P<state>[\w/-]+)\)"
                           % looping, proc.stdout)
         assert match and not match["state"].startswith("inactive/"), proc.stdout[-4000:]
-        assert other not in {host for _, hosts in watch.timeline for host in hosts}, watch.timeline
+        assert other not in {host for _seconds, hosts in watch.timeline for host in hosts}, watch.timeline
         lab.retag({looping: "validator", other: "standby"})
+        place_state(lab, other, cometbft_state(50))  # signed later than the looping one (36): kept
         with SignerWatch(lab, HUBS) as watch:
-            lab.playbook(*failover_args(looping, other))
+            lab.playbook(*failover_args(looping, other, *CARRY))
+        assert state_on(lab, other) == ("root:root 644", cometbft_state(50))  # as placed: not written
         assert watch.timeline[-1][1] == {other} and watch.most == 1, watch.timeline
         state = lab.on(looping, "systemctl", "show", "-p", "ActiveState,UnitFileState", "litecoind").split()
         assert state == ["ActiveState=inactive", "UnitFileState=disabled"], state

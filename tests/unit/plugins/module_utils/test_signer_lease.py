@@ -146,8 +146,8 @@ def test_while_claimed_only_the_target_acquires_and_that_clears_the_claim():
         acquire(lease, "c1", "val-c", NOW, TTL, takeover_from="val-a")
     with pytest.raises(LeaseRefused, match="val-a cannot take the signer lease"):
         acquire(lease, "c1", "val-a", NOW, TTL)  # the old signer's routine renewal waits for the failover
-    released, _ = release(lease, "c1", "val-a", NOW, token=1)
-    assert released["failover"] == lease["failover"]
+    released, outcome = release(lease, "c1", "val-a", NOW, token=1)
+    assert outcome == "released" and released["failover"] == lease["failover"]
     document, outcome = acquire(released, "c1", "val-b", NOW, TTL)
     assert outcome == "acquired" and document["token"] == 2 and "failover" not in document
     document, outcome = acquire(lease, "c1", "val-b", NOW, TTL, takeover_from="val-a")
