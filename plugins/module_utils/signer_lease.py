@@ -81,6 +81,9 @@ def parse_lease(text, cluster):
             parse_time(claim.get("expires_at") or "")
         except (TypeError, ValueError):
             raise LeaseError("failover.expires_at must be %s UTC, got %r" % (TIME_FORMAT, claim.get("expires_at")))
+    done = lease.get("last_failover")
+    if done is not None and (not isinstance(done, dict) or not all(isinstance(done.get(k), str) for k in ("from", "to", "run"))):
+        raise LeaseError("last_failover must hold from, to and run, got %r" % (done,))
     return lease
 
 
@@ -127,30 +130,42 @@ def acquire(current, cluster, holder, now, ttl, takeover_from=None):
     """(new document or None when nothing needs writing, outcome).
 
     outcome: ``acquired`` (free or never held), ``renewed`` (ours, less than half the ttl left, or
-    expired), ``held`` (ours, nothing to write), ``taken_over`` (another holder's, expired or named
-    in takeover_from: the caller has made sure that holder no longer signs). Raises LeaseRefused
-    when another holder's lease is still valid and was not named.
+    expired), ``held`` (ours, nothing to write but a finished claim), ``taken_over`` (another holder's,
+    expired or named in takeover_from: the caller has made sure that holder no longer signs). Raises
+    LeaseRefused when another holder's lease is still valid and was not named, or while another
+    host's failover claim is valid. A claim that is over (this holder was its target, or it expired)
+    is dropped; when this holder was its target, ``last_failover`` keeps its run so that the run can
+    be resumed (claim_failover).
     """
     base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
-    owner = base.get("holder")
     claim = active_claim(base, now)
     if claim and claim["to"] != holder:
         raise LeaseRefused("%s cannot take the signer lease of cluster %s: %s" % (holder, cluster, describe_claim(claim, now)), base)
-    if owner == holder and "failover" in base:
-        # The failover this holder was the target of is done (a resumed run found the lease moved).
-        return dict((k, v) for k, v in base.items() if k != "failover"), "held"
+    over = base.get("failover")
+    done = None
+    if over is not None:
+        base = dict((k, v) for k, v in base.items() if k != "failover")
+        if over["to"] == holder:
+            done = {"run": over["run"], "from": over["from"], "to": holder, "done_at": format_time(now)}
+
+    def outcome_of(document, outcome):
+        if done:
+            document["last_failover"] = done
+        return document, outcome
+
+    owner = base.get("holder")
     if owner is None:
-        return _held(base, holder, now, ttl, base["token"] + 1), "acquired"
+        return outcome_of(_held(base, holder, now, ttl, base["token"] + 1), "acquired")
     left = seconds_left(base, now)
     if owner == holder:
         if left >= int(ttl) // 2:
-            return None, "held"
+            return outcome_of(dict(base), "held") if over is not None else (None, "held")
         renewed = dict(base, expires_at=format_time(int(now) + int(ttl)), renewed_at=format_time(now))
-        return renewed, "renewed"
+        return outcome_of(renewed, "renewed")
     if left <= 0 or takeover_from == owner:
         document = _held(base, holder, now, ttl, base["token"] + 1)
         document["previous_holder"] = owner
-        return document, "taken_over"
+        return outcome_of(document, "taken_over")
     hint = ("" if takeover_from is None else
             "; takeover_from names %s, but %s holds it" % (takeover_from, owner))
     raise LeaseRefused("the signer lease of cluster %s is %s%s" % (cluster, describe(base, now), hint), base)
@@ -159,7 +174,8 @@ def acquire(current, cluster, holder, now, ttl, takeover_from=None):
 def claim_failover(current, cluster, source, target, run, now, ttl):
     """(new document or None, outcome ``claimed``): reserve the lease for a failover from source to target.
 
-    Nothing to write when this run holds the claim already (a resumed run). Raises LeaseRefused while
+    Nothing to write when this run holds the claim already, or moved the lease to target already (a
+    resumed run: last_failover). Raises LeaseRefused while
     another run's claim is valid, or when the lease is held by neither source nor nobody (the signer
     has moved already, or the request names the wrong host).
     """
@@ -173,6 +189,9 @@ def claim_failover(current, cluster, source, target, run, now, ttl):
     if claim:
         raise LeaseRefused("another failover of cluster %s is under way: %s. Nothing was changed; to resume that run, "
                            "pass its id as chainops_failover_run" % (cluster, describe_claim(claim, now)), base)
+    last = base.get("last_failover") or {}
+    if last.get("run") == run and base.get("holder") == target and last.get("from") == source:
+        return None, "claimed"  # this run moved the lease already and stopped after that: resume its last steps
     owner = base.get("holder")
     if owner not in (source, None):
         raise LeaseRefused("cannot fail cluster %s over from %s: the signer lease is %s. Nothing was changed" % (
@@ -183,16 +202,20 @@ def claim_failover(current, cluster, source, target, run, now, ttl):
 
 
 def release(current, cluster, holder, now, token=None):
-    """(new document or None, outcome): ``released``, or ``free`` when nobody held it.
+    """(new document or None, outcome): ``released``; ``free`` when nobody holds it; ``not_held`` when
+    another host holds it (nothing of this holder's to give back: it lost the lease, or a resumed
+    failover finds it moved already).
 
-    Raises LeaseRefused when another holder has it, or when token is given and is not the lease's
-    (this holder's lease was taken over and given back in between).
+    Raises LeaseRefused when this holder has it with another token than the one given (its lease was
+    taken over and given back in between: the token it holds is stale).
     """
     if current is None or current.get("holder") is None:
         return None, "free"
-    if current["holder"] != holder or (token is not None and int(token) != current["token"]):
-        raise LeaseRefused("%s cannot release the signer lease of cluster %s: it is %s%s" % (
-            holder, cluster, describe(current, now), "" if token is None else " (expected token %d)" % int(token)), current)
+    if current["holder"] != holder:
+        return None, "not_held"
+    if token is not None and int(token) != current["token"]:
+        raise LeaseRefused("%s cannot release the signer lease of cluster %s: it is %s (expected token %d)" % (
+            holder, cluster, describe(current, now), int(token)), current)
     document = dict((k, v) for k, v in current.items() if k not in ("expires_at", "renewed_at", "previous_holder"))
     document.update(holder=None, released_by=holder, released_at=format_time(now))
     return document, "released"

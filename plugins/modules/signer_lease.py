@@ -26,15 +26,15 @@ description:
     renews) this holder's, or takes over the lease of the host named in O(takeover_from), which the
     caller has first made sure no longer signs (stopped or fenced). Any other holder's valid lease
     is refused, naming that holder, its token and the expiry, and nothing is written.
-  - O(state=released) gives this holder's lease back (nothing to do when nobody holds it); refused
-    when another host holds it or, with O(token), when the token changed.
+  - O(state=released) gives this holder's lease back. Nothing to do when nobody or another host holds
+    it (outcome C(free) or C(not_held)). Refused when, with O(token), this holder's token changed.
   - O(state=verified) changes nothing and fails unless this holder holds an unexpired lease (with
     O(token), when given). Run it immediately before starting a signer.
   - O(state=claimed) reserves the lease for one failover run (O(run)) from O(takeover_from) to
     O(holder) for O(ttl) seconds, before that run changes anything. While the claim is valid another
     run's claim and any other host's acquire are refused, naming the run; the same run may claim
-    again (to resume). Refused when the lease is held by a host other than O(takeover_from). The
-    holder's acquire clears the claim.
+    again (to resume), also after its target took the lease (C(last_failover)). Refused when the lease
+    is held by a host other than O(takeover_from). The target's acquire clears the claim.
   - O(state=query) returns the lease as stored.
   - Runs where the AWS credentials are (normally the controller, C(delegate_to=localhost)). The
     host clock of that machine decides expiry; keep it synchronised.
@@ -157,10 +157,13 @@ lease:
     failover:
       description: A failover's claim (from, to, run, claimed_at, expires_at) until its new signer acquires the lease.
       type: dict
+    last_failover:
+      description: The failover run (from, to, run, done_at) whose target took the lease last.
+      type: dict
 outcome:
   description: >-
-    acquired, renewed, held (this holder's already), taken_over, released, free (nothing to
-    release), claimed, verified or queried.
+    acquired, renewed, held (this holder's already), taken_over, released, free or not_held (nothing
+    to release), claimed, verified or queried.
   returned: always
   type: str
 key:

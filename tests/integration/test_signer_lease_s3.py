@@ -94,7 +94,8 @@ def test_lease_lifecycle_tokens_only_grow(s3, aws_env, tmp_path):
     taken = results["b takes over from a"]["localhost"]
     assert taken["outcome"] == "taken_over" and taken["lease"] == dict(taken["lease"], holder="val-b", token=2, previous_holder="val-a")
     assert results["a verifies its old token"]["localhost"]["failed"]
-    assert "val-a cannot release" in results["a releases what it lost"]["localhost"]["msg"]
+    lost = results["a releases what it lost"]["localhost"]  # nothing of its own to give back: no write, no error
+    assert not lost.get("failed") and not lost["changed"] and lost["outcome"] == "not_held" and lost["lease"]["holder"] == "val-b"
     assert "expected token 1" in results["b releases with a stale token"]["localhost"]["msg"]
     released = results["b releases"]["localhost"]
     assert released["changed"] and released["lease"]["holder"] is None and released["lease"]["token"] == 2

@@ -136,9 +136,15 @@ class Lab:
         procs = [subprocess.Popen([str(LAB), "playbook", *run], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for run in runs]
         done = []
-        for proc, run in zip(procs, runs):
-            out, err = proc.communicate(timeout=1200)
-            done.append(subprocess.CompletedProcess([str(LAB), "playbook", *run], proc.returncode, out, err))
+        try:
+            for proc, run in zip(procs, runs):
+                out, err = proc.communicate(timeout=1200)
+                done.append(subprocess.CompletedProcess([str(LAB), "playbook", *run], proc.returncode, out, err))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
         return done
 
     def cut_off(self, host, tmp_path):

@@ -62,13 +62,14 @@ def test_release_keeps_the_token_so_the_next_holder_gets_a_higher_one():
     assert release(None, "c1", "val-a", NOW) == (None, "free")
 
 
-@pytest.mark.parametrize("lease, holder, token", [
-    (held("val-a", 3), "val-b", None),
-    (held("val-a", 3), "val-a", 2),
-])
-def test_release_by_anyone_but_the_holder_with_its_token_is_refused(lease, holder, token):
-    with pytest.raises(LeaseRefused):
-        release(lease, "c1", holder, NOW, token)
+def test_a_release_with_a_stale_token_is_refused():
+    with pytest.raises(LeaseRefused, match="expected token 2"):
+        release(held("val-a", 3), "c1", "val-a", NOW, 2)
+
+
+@pytest.mark.parametrize("token", [None, 3])
+def test_another_holders_lease_is_not_released_and_not_an_error(token):
+    assert release(held("val-a", 3), "c1", "val-b", NOW, token) == (None, "not_held")
 
 
 @pytest.mark.parametrize("lease, token", [
@@ -154,9 +155,25 @@ def test_while_claimed_only_the_target_acquires_and_that_clears_the_claim():
     assert outcome == "taken_over" and document["token"] == 2 and "failover" not in document
 
 
-def test_a_resumed_run_that_finds_the_lease_moved_clears_its_claim():
-    document, outcome = acquire(claimed(held("val-b", 2)), "c1", "val-b", NOW, TTL)
-    assert outcome == "held" and "failover" not in document and document["token"] == 2
+def test_a_run_that_moved_the_lease_and_stopped_can_be_resumed_and_no_other_run_can():
+    lease = claimed(held("val-a", 1))
+    moved, outcome = acquire(lease, "c1", "val-b", NOW, TTL, takeover_from="val-a")
+    assert outcome == "taken_over" and "failover" not in moved
+    assert moved["last_failover"] == {"run": "run-1", "from": "val-a", "to": "val-b", "done_at": format_time(NOW)}
+    assert claim_failover(moved, "c1", "val-a", "val-b", "run-1", NOW + 60, 900) == (None, "claimed")
+    with pytest.raises(LeaseRefused, match="cannot fail cluster c1 over from val-a: the signer lease is held by val-b"):
+        claim_failover(moved, "c1", "val-a", "val-b", "run-2", NOW + 60, 900)
+    assert release(moved, "c1", "val-a", NOW + 60) == (None, "not_held")  # the resumed run's release on the old host
+    assert acquire(moved, "c1", "val-b", NOW + 60, TTL) == (None, "held")
+
+
+@pytest.mark.parametrize("expires_in, outcome", [(TTL, "held"), (TTL // 4, "renewed"), (-10, "renewed")])
+def test_the_holders_acquire_drops_an_expired_claim_of_another_target_and_still_renews(expires_in, outcome):
+    lease = claimed(held("val-a", 1, expires_in=expires_in), expires_in=-1)
+    document, got = acquire(lease, "c1", "val-a", NOW, TTL)
+    assert got == outcome and "failover" not in document and "last_failover" not in document
+    assert document["expires_at"] == format_time(NOW + (TTL if outcome == "renewed" else expires_in))
+    assert verify(document, "c1", "val-a", NOW, token=1) == "held"
 
 
 @pytest.mark.parametrize("failover", [{"from": "a", "to": "b"}, "x", dict(zip(("from", "to", "run"), "abc"))])
