@@ -238,37 +238,49 @@ def test_two_failovers_at_once_move_the_signer_once(lab):
 
 
 CRASH_LOOP = "while :; do pkill -KILL -x litecoind; sleep 2; done"
+# A node that cannot be stopped from the host: systemctl stop is refused (systemd's RefuseManualStop).
+REFUSE_STOP = ("mkdir -p /run/systemd/system/litecoind.service.d && printf '[Unit]\\nRefuseManualStop=yes\\n' "
+               "> /run/systemd/system/litecoind.service.d/zz-lab-refuse-stop.conf && systemctl daemon-reload")
 
 
-def test_a_crash_looping_signer_counts_as_signing_until_it_is_stopped(lab):
-    """The signer's node crash-loops for real: litecoind is killed every 2 s and systemd restarts it
-    after 5 s, so it is mostly activating, sometimes running. The tags still call the other host the
-    validator (nobody re-tagged after the failover above): site.yml refuses to start it, naming the
-    crash-looping signer. The failover then stops the loop for good (stopped, not enabled, no failed state
-    left) before the other host signs."""
-    looping, other = STANDBY, VALIDATOR
+def test_a_crash_looping_signer_is_refused_until_it_is_fenced(lab):
+    """The signer's node crash-loops for real (litecoind killed every 2 s, restarted by systemd after
+    5 s: mostly activating, sometimes running) and cannot be stopped from the host. A failover whose
+    operator vouches that it is down (chainops_failover_unfenced) skips the fence, and the guard refuses
+    to start the other host, naming the crash-looping signer. The same run, resumed without that word,
+    fences it through EC2 (its machine powered off) and only then starts the other host. Powered on
+    again, the fenced host does not sign."""
+    looping, other = STANDBY, VALIDATOR  # after the failovers above, ltc-standby signs (tagged standby)
+    looping_id = lab.instance_ids()[looping]
+    lab.retag({looping: "validator", other: "standby"})
+    lab.on(looping, "sh", "-c", REFUSE_STOP)
     lab.on(looping, "sh", "-c", "setsid sh -c '%s' >/dev/null 2>&1 < /dev/null &" % CRASH_LOOP)
-    try:
-        wait_for(lambda: int(lab.on(looping, "systemctl", "show", "-p", "NRestarts", "--value", "litecoind") or 0) >= 1, timeout=60,
-                 message="systemd to restart the killed litecoind")
-        with SignerWatch(lab, HUBS) as watch:
-            proc = lab.playbook("site.yml", "--limit", "%s,%s" % (other, looping), check=False)
+    wait_for(lambda: int(lab.on(looping, "systemctl", "show", "-p", "NRestarts", "--value", "litecoind") or 0) >= 1, timeout=60,
+             message="systemd to restart the killed litecoind")
+    place_state(lab, other, cometbft_state(50))  # the fenced signer's state cannot be read: this one is kept
+    run = ("-e", "chainops_failover_run=lab-crash-loop", *CARRY)
+    with SignerWatch(lab, HUBS) as watch:
+        proc = lab.playbook(*failover_args(looping, other, "-e", "chainops_failover_unfenced=" + looping, *run), check=False)
         assert proc.returncode != 0
+        assert "Operation refused" in proc.stdout, proc.stdout[-4000:]  # the release could not stop it
         match = re.search(r"Double-sign guard: %s of cluster ltc is running as the signing validator \(node (?P<state>[\w/-]+)\)"
                           % looping, proc.stdout)
         assert match and not match["state"].startswith("inactive/"), proc.stdout[-4000:]
         assert other not in {host for _seconds, hosts in watch.timeline for host in hosts}, watch.timeline
-        lab.retag({looping: "validator", other: "standby"})
-        place_state(lab, other, cometbft_state(50))  # signed later than the looping one (36): kept
-        with SignerWatch(lab, HUBS) as watch:
-            lab.playbook(*failover_args(looping, other, *CARRY))
-        assert state_on(lab, other) == ("root:root 644", cometbft_state(50))  # as placed: not written
-        assert watch.timeline[-1][1] == {other} and watch.most == 1, watch.timeline
-        state = lab.on(looping, "systemctl", "show", "-p", "ActiveState,UnitFileState", "litecoind").split()
-        assert state == ["ActiveState=inactive", "UnitFileState=disabled"], state
-        assert lab.lease()["holder"] == other and lab.lease()["token"] == 5
-    finally:
-        lab.on(looping, "pkill", "-f", CRASH_LOOP, check=False)
+        assert lab.lease()["holder"] == looping and lab.lease()["failover"]["run"] == "lab-crash-loop"
+        lab.playbook(*failover_args(looping, other, *run))
+    assert watch.timeline[-1][1] == {other} and watch.most == 1, watch.timeline
+    ec2 = lab.client("ec2")
+    instance = ec2.describe_instances(InstanceIds=[looping_id])["Reservations"][0]["Instances"][0]
+    assert instance["State"]["Name"] == "stopped" and "chainops:fenced" in {t["Key"] for t in instance["Tags"]}
+    lease = lab.lease()
+    assert (lease["holder"], lease["token"], lease["previous_holder"], lease["last_failover"]["run"]) == (
+        other, 5, looping, "lab-crash-loop"), lease
+    assert state_on(lab, other) == ("root:root 644", cometbft_state(50))  # as placed: not written
+    ec2.start_instances(InstanceIds=[looping_id])
+    wait_for(lambda: lab.on(looping, "systemctl", "is-system-running", check=False) in ("running", "degraded"), timeout=120,
+             message="the fenced host to boot")
+    assert not lab.node_active(looping) and lab.signer_token(looping) is None and lab.node_active(other)
     lab.retag({other: "validator", looping: "standby"})
 
 
