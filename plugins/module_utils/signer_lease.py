@@ -50,6 +50,18 @@ def parse_time(text):
     return calendar.timegm(time.strptime(text, TIME_FORMAT))
 
 
+def _require_time(document, key, name):
+    try:
+        parse_time(document.get(key) or "")
+    except (TypeError, ValueError):
+        raise LeaseError("%s must be %s UTC, got %r" % (name, TIME_FORMAT, document.get(key)))
+
+
+def _stored_or_new(current, cluster):
+    """The stored lease, or the one a cluster has before anyone held it (token 0, nobody)."""
+    return current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
+
+
 def parse_lease(text, cluster):
     """The stored document as a dict, or None when there is none yet. Raises LeaseError."""
     if text is None:
@@ -69,21 +81,14 @@ def parse_lease(text, cluster):
     if holder is not None and (not isinstance(holder, str) or not holder):
         raise LeaseError("holder must be a host name or null, got %r" % (holder,))
     if holder is not None:
-        try:
-            parse_time(lease.get("expires_at") or "")
-        except (TypeError, ValueError):
-            raise LeaseError("expires_at must be %s UTC, got %r" % (TIME_FORMAT, lease.get("expires_at")))
-    claim = lease.get("failover")
-    if claim is not None:
-        if not isinstance(claim, dict) or not all(isinstance(claim.get(k), str) and claim.get(k) for k in ("from", "to", "run")):
-            raise LeaseError("failover must hold from, to and run, got %r" % (claim,))
-        try:
-            parse_time(claim.get("expires_at") or "")
-        except (TypeError, ValueError):
-            raise LeaseError("failover.expires_at must be %s UTC, got %r" % (TIME_FORMAT, claim.get("expires_at")))
-    done = lease.get("last_failover")
-    if done is not None and (not isinstance(done, dict) or not all(isinstance(done.get(k), str) for k in ("from", "to", "run"))):
-        raise LeaseError("last_failover must hold from, to and run, got %r" % (done,))
+        _require_time(lease, "expires_at", "expires_at")
+    for name in ("failover", "last_failover"):
+        record = lease.get(name)
+        if record is not None and (not isinstance(record, dict)
+                                   or not all(isinstance(record.get(k), str) and record.get(k) for k in ("from", "to", "run"))):
+            raise LeaseError("%s must hold from, to and run, got %r" % (name, record))
+    if lease.get("failover") is not None:
+        _require_time(lease["failover"], "expires_at", "failover.expires_at")
     return lease
 
 
@@ -137,7 +142,7 @@ def acquire(current, cluster, holder, now, ttl, takeover_from=None):
     is dropped; when this holder was its target, ``last_failover`` keeps its run so that the run can
     be resumed (claim_failover).
     """
-    base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
+    base = _stored_or_new(current, cluster)
     claim = active_claim(base, now)
     if claim and claim["to"] != holder:
         raise LeaseRefused("%s cannot take the signer lease of cluster %s: %s" % (holder, cluster, describe_claim(claim, now)), base)
@@ -179,7 +184,7 @@ def claim_failover(current, cluster, source, target, run, now, ttl):
     another run's claim is valid, or when the lease is held by neither source nor nobody (the signer
     has moved already, or the request names the wrong host).
     """
-    base = current or {"format": LEASE_FORMAT, "cluster": cluster, "token": 0, "holder": None}
+    base = _stored_or_new(current, cluster)
     claim = active_claim(base, now)
     if claim and claim["run"] == run:
         if (claim["from"], claim["to"]) != (source, target):

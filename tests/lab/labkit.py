@@ -69,7 +69,7 @@ class SignerWatch:
     seen running one at the same time and ``timeline`` the changes, [(seconds, {host, ...})]."""
 
     def __init__(self, lab, hosts, binary="litecoind", interval=0.05):
-        self.hosts, self.binary, self.interval = hosts, binary, interval
+        self.binary, self.interval = binary, interval
         self.ids = {host: subprocess.run(["podman", "inspect", "-f", "{{.Id}}", "%s-%s" % (lab.name, host)], capture_output=True,
                                          text=True, timeout=60, check=True).stdout.strip() for host in hosts}
         self.most, self.timeline, self._stop = 0, [], threading.Event()
