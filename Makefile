@@ -31,6 +31,8 @@ export CHAINOPS_CACHE := $(CACHE)
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
+# Where the virtualenv's Python keeps the bytecode of Ansible's modules (tests/harness/chainops_zipimport_cache.py).
+export CHAINOPS_ZIPIMPORT_CACHE := $(CACHE)/zipimport
 
 .PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench clean
 
@@ -52,7 +54,17 @@ $(BIN)/.installed: requirements.txt requirements-test.txt
 	@$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
 	@touch $@
 
-venv: $(BIN)/.installed
+# Tests run thousands of tasks, and each compiled Ansible's module code from its zip anew: the
+# virtualenv's Python keeps that bytecode in CHAINOPS_ZIPIMPORT_CACHE (the test image does the same).
+ZIPIMPORT_HOOK := $(VENV)/.zipimport-hook
+$(ZIPIMPORT_HOOK): $(BIN)/.installed tests/harness/chainops_zipimport_cache.py
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  cp $(ROOT)/tests/harness/chainops_zipimport_cache.py "$$site/" && \
+	  echo 'import chainops_zipimport_cache' > "$$site/chainops_zipimport_cache.pth"
+	@touch $@
+
+venv: $(BIN)/.installed $(ZIPIMPORT_HOOK)
+	@mkdir -p -m 0700 $(CHAINOPS_ZIPIMPORT_CACHE)
 
 # Ansible finds the collection by FQCN through this link to the working tree.
 collection-link:

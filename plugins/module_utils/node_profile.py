@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import re
 
 INSTALL_METHODS = ("apt", "url", "none")
@@ -56,14 +55,24 @@ def substitute(value, context):
     return value
 
 
+def plain_copy(value):
+    """A copy of nested dicts and lists as plain dicts and lists. Not copy.deepcopy: on the lazy
+    containers Ansible 2.19 passes to filters, deepcopy took about 0.4 CPU-seconds per profile."""
+    if isinstance(value, dict):
+        return dict((key, plain_copy(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [plain_copy(item) for item in value]
+    return value
+
+
 def deep_merge(base, override):
     """Return ``base`` with ``override`` merged in recursively (dicts merge, other values replace)."""
-    result = copy.deepcopy(base)
+    result = plain_copy(base)
     for key, value in (override or {}).items():
         if isinstance(value, dict) and isinstance(result.get(key), dict):
             result[key] = deep_merge(result[key], value)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = plain_copy(value)
     return result
 
 

@@ -2,10 +2,12 @@
 # Builds the local Debian 12 systemd test image (no registry needed) and reuses it while it exists.
 # The tag carries a hash of this script, so a changed recipe builds a new image, and the ISO week:
 # the image keeps its package lists (tests install packages without an update first), and a
-# weekly rebuild keeps those lists close to the mirror.
+# weekly rebuild keeps those lists close to the mirror. The image keeps the bytecode of Ansible's
+# modules between tasks (chainops_zipimport_cache.py, part of the recipe's hash).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-recipe_hash="$(sha256sum "$0" | cut -c1-12)"
+hook="$here/chainops_zipimport_cache.py"
+recipe_hash="$(cat "$0" "$hook" | sha256sum | cut -c1-12)"
 image="localhost/chainops-validator-test:bookworm-${recipe_hash}-$(date -u +%G%V)"
 if podman image exists "$image"; then
   echo "$image"
@@ -24,6 +26,9 @@ mmdebstrap --mode=auto --variant=minbase \
   --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
   --customize-hook='chroot "$1" systemctl mask systemd-logind.service getty.target console-getty.service systemd-udevd.service >/dev/null 2>&1 || true' \
   --customize-hook='echo "deb http://deb.debian.org/debian-security bookworm-security main" >> "$1"/etc/apt/sources.list' \
+  --customize-hook='mkdir -p "$1"/usr/local/lib/python3.11/dist-packages && mkdir -m 0700 "$1"/var/cache/chainops-zipimport' \
+  --customize-hook="copy-in $hook /usr/local/lib/python3.11/dist-packages" \
+  --customize-hook='echo import chainops_zipimport_cache > "$1"/usr/local/lib/python3.11/dist-packages/chainops_zipimport_cache.pth' \
   --skip=cleanup/apt/lists \
   bookworm "$tarball" "$mirror" >&2
 podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' "$tarball" "$image" >/dev/null

@@ -71,36 +71,69 @@ def listeners(host) -> list[tuple[str, int]]:
     return result
 
 
-# Runs inside a test host: connect to every TCP port of a target at once (bounded concurrency)
-# and print the ports that accepted. Dropped packets time out (filtered), rejects fail fast. On a loaded
-# machine an open port can miss the 0.5 s of the fast pass: the ports the target listens on (argv[4],
-# comma-separated) that it missed are probed again, a few connections with 5 s each.
+# Runs inside a test host: connect to every TCP port of each target at once (non-blocking sockets, epoll,
+# SCAN_WIDTH connections in flight) and print the ports that accepted, per target. Dropped packets time
+# out (filtered), rejects fail fast. On a loaded machine an open port can miss the 0.5 s of the fast
+# pass: the ports a target listens on that it missed are probed again, a few connections with 5 s each.
+# argv: targets (comma-separated), first port, last port, {target: [listening ports]} as JSON.
+SCAN_WIDTH = 8000
 PORT_SCAN = r"""
-import asyncio, json, sys
-target, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-listening = [int(p) for p in sys.argv[4].split(",") if p]
-async def probe(port, limit, opened, timeout):
-    async with limit:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), timeout)
-            opened.append(port)
-            writer.close()
-        except Exception:
-            pass
-async def main():
-    limit, opened = asyncio.Semaphore(2000), []
-    await asyncio.gather(*(probe(p, limit, opened, 0.5) for p in range(first, last + 1)))
-    missed = [port for port in listening if first <= port <= last and port not in opened]
-    if missed:
-        limit = asyncio.Semaphore(len(missed))
-        await asyncio.gather(*(probe(port, limit, opened, 5) for port in missed))
-    print(json.dumps(sorted(opened)))
-asyncio.run(main())
-"""
+import collections, errno, json, select, socket, sys, time
+targets, first, last, listening = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+def scan(pairs, width, timeout):
+    opened, pending, poller, flight, expiry = set(), iter(pairs), select.epoll(), {}, collections.deque()
+    def launch():
+        while len(flight) < width:
+            pair = next(pending, None)
+            if pair is None:
+                return
+            sock = socket.socket()
+            sock.setblocking(False)
+            code = sock.connect_ex(pair)
+            if code == errno.EINPROGRESS:
+                poller.register(sock.fileno(), select.EPOLLOUT)
+                flight[sock.fileno()] = (sock, pair)
+                expiry.append((time.monotonic() + timeout, sock))
+            else:
+                if code == 0:
+                    opened.add(pair)
+                sock.close()
+    def finish(sock):
+        poller.unregister(sock.fileno())
+        del flight[sock.fileno()]
+        sock.close()
+    launch()
+    while flight:
+        for fd, _ in poller.poll(0.05):
+            sock, pair = flight[fd]
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                opened.add(pair)
+            finish(sock)
+        now = time.monotonic()
+        while expiry and (expiry[0][1].fileno() < 0 or expiry[0][0] <= now):
+            sock = expiry.popleft()[1]
+            if sock.fileno() >= 0:
+                finish(sock)
+        launch()
+    return opened
+opened = scan([(t, p) for p in range(first, last + 1) for t in targets], %d, 0.5)
+missed = [(t, p) for t in targets for p in listening.get(t, []) if first <= p <= last and (t, p) not in opened]
+if missed:
+    opened |= scan(missed, len(missed), 5)
+print(json.dumps({t: sorted(p for u, p in opened if u == t) for t in targets}))
+""" % SCAN_WIDTH
+
+
+def open_tcp_ports_of(host, listening_by_target: dict, first: int = 1, last: int = 65535) -> dict:
+    """{target: TCP ports that accept a connection from ``host``}, several targets in one scan.
+    ``listening_by_target``: each target's listening ports (see ``listeners``), probed again slowly
+    when the fast pass missed them."""
+    listening = json.dumps({target: sorted(set(ports)) for target, ports in listening_by_target.items()})
+    return json.loads(host.check_output("ulimit -n %d; python3 -c %%s %%s %%s %%s %%s" % (SCAN_WIDTH + 1024), PORT_SCAN,
+                                        ",".join(listening_by_target), str(first), str(last), listening))
 
 
 def open_tcp_ports(host, target: str, first: int = 1, last: int = 65535, listening=()) -> list[int]:
     """TCP ports of ``target`` that accept a connection from ``host``. ``listening``: the target's listening
     ports (see ``listeners``), probed again slowly when the fast pass missed them."""
-    return json.loads(host.check_output("ulimit -n 8192; python3 -c %s %s %s %s %s", PORT_SCAN, target, str(first), str(last),
-                                        ",".join(str(p) for p in listening) or ","))
+    return open_tcp_ports_of(host, {target: list(listening)}, first, last)[target]
