@@ -3,7 +3,8 @@
 # The tag carries a hash of this script, so a changed recipe builds a new image, and the ISO week:
 # the image keeps its package lists (tests install packages without an update first), and a
 # weekly rebuild keeps those lists close to the mirror. The image keeps the bytecode of Ansible's
-# modules between tasks (chainops_zipimport_cache.py, part of the recipe's hash).
+# modules between tasks (chainops_zipimport_cache.py, part of the recipe's hash; compiled here, so that
+# nothing under /usr/local changes when a test runs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 hook="$here/chainops_zipimport_cache.py"
@@ -29,6 +30,7 @@ mmdebstrap --mode=auto --variant=minbase \
   --customize-hook='mkdir -p "$1"/usr/local/lib/python3.11/dist-packages && mkdir -m 0700 "$1"/var/cache/chainops-zipimport' \
   --customize-hook="copy-in $hook /usr/local/lib/python3.11/dist-packages" \
   --customize-hook='echo import chainops_zipimport_cache > "$1"/usr/local/lib/python3.11/dist-packages/chainops_zipimport_cache.pth' \
+  --customize-hook='chroot "$1" python3 -m py_compile /usr/local/lib/python3.11/dist-packages/chainops_zipimport_cache.py' \
   --skip=cleanup/apt/lists \
   bookworm "$tarball" "$mirror" >&2
 podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' "$tarball" "$image" >/dev/null

@@ -22,7 +22,8 @@ def test_stale_head_flips_unhealthy_and_mining_recovers(anvil, start_service):
     late = time.time() - (head + MAX_AGE) - (time.monotonic() - seen)
     assert late <= POLL + FLIP_SLACK, f"stale head noticed {late:.2f}s after it exceeded max_head_age_s"
     check = doc["checks"]["head_age"]
-    assert check["status"] == "fail" and check["value"] > MAX_AGE and check["limit"] == MAX_AGE
+    # value is rounded to 3 decimals for display: an age just past the limit can show as the limit itself
+    assert check["status"] == "fail" and check["value"] >= MAX_AGE and check["limit"] == MAX_AGE
     assert f"maximum is {MAX_AGE}s" in check["reason"]
 
     since = time.monotonic()
