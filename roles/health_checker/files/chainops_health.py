@@ -1059,9 +1059,9 @@ class Poller:
             return
         failed = {name: check.get("reason") for name, check in verdict["checks"].items() if check["status"] == FAIL}
         if verdict["healthy"]:
-            LOG.info("verdict: healthy (height %s)", verdict["height"])
+            LOG.info("verdict: healthy at poll %d (height %s)", self.polls, verdict["height"])
         else:
-            LOG.warning("verdict: unhealthy: %s", json.dumps(failed, sort_keys=True))
+            LOG.warning("verdict: unhealthy at poll %d: %s", self.polls, json.dumps(failed, sort_keys=True))
         self.healthy = verdict["healthy"]
 
     def run(self):

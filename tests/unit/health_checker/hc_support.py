@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -31,9 +32,8 @@ LITECOIND = Path("/usr/lib/litecoin/litecoind")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 POLL = 0.5  # poll interval used by the tests
-# A flip is due within one poll interval of the change; the slack covers the poll itself (a few
-# loopback RPC calls) and this test's own 20 ms sampling of /health on a shared 2-CPU machine.
-FLIP_SLACK = 0.35
+# The service logs each change of verdict with the number of the poll that made it.
+TRANSITION = re.compile(r"verdict: (healthy|unhealthy) at poll (\d+)")
 
 
 def load_service_module():
@@ -136,13 +136,30 @@ class Service:
             time.sleep(0.02)
         raise AssertionError(f"/health did not answer {code} within {timeout}s; last answer: {last}")
 
-    def assert_flips(self, code, since, what):
-        """The verdict must flip within one poll interval (plus FLIP_SLACK) of the change at `since`."""
-        seen, doc = self.wait_status(code)
-        elapsed = seen - since
-        assert elapsed <= POLL + FLIP_SLACK, (
-            f"{what}: /health became {code} {elapsed:.3f}s after the change; "
-            f"allowed {POLL}s poll interval + {FLIP_SLACK}s slack")
+    def polls(self):
+        """Polls the service has completed, by its own counter."""
+        return int(self.metrics()["chainops_health_polls_total"])
+
+    def transitions(self):
+        """(verdict, poll number) for every change of verdict the service has logged."""
+        return [(match[1], int(match[2])) for match in TRANSITION.finditer(self.log_path.read_text())]
+
+    def assert_flips(self, code, what, after=None):
+        """Call once the change is complete: the verdict must follow by the first poll that starts after it.
+
+        A poll already running may still report the old state, the next one may not, so the flip is
+        due by poll `after` + 2 (`after`: polls completed once the change was made, read now unless
+        given). Counted in the service's polls rather than seconds: a loaded machine slows the test
+        down but cannot fail it, while a poller that misses the change, or stalls, still fails it.
+        """
+        after = self.polls() if after is None else after
+        _seen, doc = self.wait_status(code)
+        verdict = "healthy" if code == 200 else "unhealthy"
+        flips = [poll for state, poll in self.transitions() if state == verdict]
+        assert flips, f"{what}: /health answers {code} but the service logged no change to {verdict}"
+        assert flips[-1] <= after + 2, (
+            f"{what}: the verdict became {verdict} at poll {flips[-1]}; {after} polls had completed when "
+            f"the change was made, so it was due by poll {after + 2}")
         return doc
 
     def stop(self):

@@ -184,9 +184,9 @@ def test_probes_never_wait_on_a_slow_node(fixture_node, start_service):
         conn.getresponse().read()
         latencies.append(time.perf_counter() - started)
         time.sleep(0.02)
-    # Generous bound for a shared machine; a probe that waited on the node would take >= 2 s.
-    assert max(latencies) < 0.5, f"slowest probe {max(latencies):.3f}s while the node took 2 s per call"
-    assert sorted(latencies)[len(latencies) // 2] < 0.05
+    # Bounds generous enough for a loaded shared machine: a probe that waited on the node would take ~2 s.
+    assert max(latencies) < 1.0, f"slowest probe {max(latencies):.3f}s while the node took 2 s per call"
+    assert sorted(latencies)[len(latencies) // 2] < 0.2
 
 
 def test_node_rpc_load_does_not_depend_on_request_rate(fixture_node, start_service):
@@ -212,11 +212,10 @@ def test_node_timeout_is_reported_and_flips_within_a_poll(fixture_node, start_se
     ethereum_fixtures(node)
     service = start_service({"adapter": "ethereum", "node": {"url": node.url}, "timeout_s": 0.3, "min_peers": 0})
     service.wait_status(200)
-    since = time.monotonic()
     node.delay = 2.0
-    seen, doc = service.wait_status(503)
-    # The poll that notices waits one timeout before giving up.
-    assert seen - since <= POLL + 0.3 + 0.35, f"flip took {seen - since:.2f}s"
+    doc = service.assert_flips(503, "the node answers 2 s late, timeout_s is 0.3")
+    # The poll gave up at the timeout (connect plus read) instead of waiting for the late answer.
+    assert doc["poll_duration_s"] < 1.5, f"the poll waited {doc['poll_duration_s']}s for a node timing out"
     assert doc["checks"]["node_answers"] == {"status": "fail", "value": False, "reason": "node: timed out"}
     node.delay = 0.0
 

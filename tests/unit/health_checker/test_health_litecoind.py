@@ -1,13 +1,11 @@
 """The bitcoin-family adapter against real litecoind -regtest daemons on loopback.
 
 Each test starts its own daemons (temp datadirs, free ports) and the service as a process on the
-system python3; every state change must flip /health within one poll interval.
+system python3; every state change must flip /health by the first poll after it.
 """
 from __future__ import annotations
 
-import time
-
-from hc_support import POLL, free_port, wait_until
+from hc_support import free_port, wait_until
 
 
 def synced_pair(litecoind):
@@ -33,9 +31,8 @@ def test_lagging_node_flips_unhealthy_and_back_while_the_node_ahead_stays_health
 
     a.disconnect(b)
     wait_until(lambda: b.rpc("getconnectioncount") == 0, 10, "disconnect")
-    since = time.monotonic()
     a.mine(5)  # b cannot hear about these: it falls 5 blocks behind
-    doc = behind.assert_flips(503, since, "b fell 5 blocks behind a")
+    doc = behind.assert_flips(503, "b fell 5 blocks behind a")
     assert doc["checks"]["lag"]["status"] == "fail"
     assert doc["checks"]["lag"]["value"] == 5
     assert doc["checks"]["lag"]["reason"] == "5 blocks behind best reference (10), maximum is 2"
@@ -45,13 +42,12 @@ def test_lagging_node_flips_unhealthy_and_back_while_the_node_ahead_stays_health
         status, doc = ahead.get()
         assert status == 200, f"being ahead of the reference must not be unhealthy: {doc}"
         return doc if doc["checks"]["lag"]["value"] == -5 else None
-    doc = wait_until(ahead_sees_it, POLL + 1, "a's checker to see itself 5 blocks ahead", interval=0.02)
+    doc = wait_until(ahead_sees_it, 10, "a's checker to see itself 5 blocks ahead", interval=0.02)
     assert doc["checks"]["lag"]["reason"] == "ahead of best reference by 5 blocks"
 
     a.connect(b)
     wait_until(lambda: b.rpc("getblockcount") == 10, 10, "b to catch up")
-    since = time.monotonic()
-    doc = behind.assert_flips(200, since, "b caught up")
+    doc = behind.assert_flips(200, "b caught up")
     assert doc["height"] == 10
 
 
@@ -61,14 +57,13 @@ def test_losing_peers_flips_unhealthy_and_reconnecting_recovers(litecoind, start
     doc = service.wait_status(200)[1]
     assert doc["checks"]["peers"] == {"status": "pass", "value": 1, "limit": 1}
 
-    since = time.monotonic()
     a.disconnect(b)
-    doc = service.assert_flips(503, since, "b lost its only peer")
+    wait_until(lambda: b.rpc("getconnectioncount") == 0, 10, "b to drop its peer")
+    doc = service.assert_flips(503, "b lost its only peer")
     assert doc["checks"]["peers"] == {"status": "fail", "value": 0, "limit": 1, "reason": "0 peers, minimum is 1"}
 
     a.connect(b)
-    since = time.monotonic()
-    service.assert_flips(200, since, "b reconnected")
+    service.assert_flips(200, "b reconnected")
 
 
 def test_stopped_daemon_flips_unhealthy_and_a_restart_with_a_new_cookie_recovers(litecoind, start_service, tmp_path):
@@ -78,9 +73,8 @@ def test_stopped_daemon_flips_unhealthy_and_a_restart_with_a_new_cookie_recovers
     service.wait_status(200)
     old_cookie = a.cookie_file.read_text()
 
-    since = time.monotonic()
     a.stop()
-    doc = service.assert_flips(503, since, "litecoind stopped")
+    doc = service.assert_flips(503, "litecoind stopped")
     answers = doc["checks"]["node_answers"]
     assert answers["status"] == "fail" and "Connection refused" in answers["reason"]
     assert service.get("/live")[0] == 503
@@ -89,8 +83,7 @@ def test_stopped_daemon_flips_unhealthy_and_a_restart_with_a_new_cookie_recovers
 
     a.start()
     assert a.cookie_file.read_text() != old_cookie, "litecoind should have written a fresh cookie"
-    since = time.monotonic()
-    doc = service.assert_flips(200, since, "litecoind restarted")
+    doc = service.assert_flips(200, "litecoind restarted")
     assert doc["height"] == 3
     assert service.get("/live")[0] == 200
 
@@ -110,10 +103,9 @@ def test_initial_block_download_is_syncing_and_bootstrap_forgives_it_once(liteco
     assert doc["checks"]["not_syncing"]["status"] == "waived"
     assert doc["bootstrap"] == {"enabled": True, "active": True}
 
-    since = time.monotonic()
     a.mine(1)  # a block with a current timestamp ends initial block download
-    strict.assert_flips(200, since, "initial block download finished")
-    wait_until(lambda: lenient.get()[1]["bootstrap"]["active"] is False, 2, "bootstrap to end once synced")
+    strict.assert_flips(200, "initial block download finished")
+    wait_until(lambda: lenient.get()[1]["bootstrap"]["active"] is False, 10, "bootstrap to end once synced")
 
 
 def test_reference_policies_when_every_reference_is_unreachable(litecoind, start_service, tmp_path):
