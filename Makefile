@@ -34,7 +34,7 @@ export PY_COLORS := 0
 # Where the virtualenv's Python keeps the bytecode of Ansible's modules (tests/harness/chainops_zipimport_cache.py).
 export CHAINOPS_ZIPIMPORT_CACHE := $(CACHE)/zipimport
 
-.PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench clean
+.PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench bench-tools restore-bench clean
 
 help:
 	@echo "make test   - set up (virtualenv, Debian packages, local image) and run every test"
@@ -43,6 +43,7 @@ help:
 	@echo "make lab-playbook PLAYBOOK=rolling_upgrade.yml ARGS='-e node_version=...' - run a playbook against the lab"
 	@echo "make lab-down - remove everything the lab made"
 	@echo "make lint | sanity | unit | molecule [SCENARIOS=node] - run one layer"
+	@echo "make restore-bench [BENCH_ARGS='--skip-sync --size 2048'] - restore speed against its baselines (tests/bench/restore_bench.py)"
 
 system-deps:
 	@$(ROOT)/tests/harness/system-deps.sh
@@ -141,6 +142,19 @@ lab-test: setup
 # No-op converge of the lab against ping tasks (tests/bench/converge_bench.py); BENCH_ARGS=--reuse for the dev lab.
 lab-bench: setup
 	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(BIN)/python $(ROOT)/tests/bench/converge_bench.py $(BENCH_ARGS)
+
+# The benchmarks' baselines (awscli) live in their own virtualenv, apart from the test tools.
+BENCH_VENV := $(CACHE)/bench-venv
+$(BENCH_VENV)/.installed: requirements-bench.txt
+	@echo "==> benchmark tools $(BENCH_VENV)"
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/pip install -q -r requirements-bench.txt
+	@touch $@
+
+bench-tools: $(BENCH_VENV)/.installed
+
+restore-bench: setup bench-tools
+	@$(BIN)/python $(ROOT)/tests/bench/restore_bench.py --aws $(BENCH_VENV)/bin/aws $(BENCH_ARGS)
 
 clean:
 	rm -rf $(CACHE) $(VENV)

@@ -9,8 +9,11 @@ A manifest is a JSON document listing archives of node data directories::
       "chain": "litecoin", "network": "regtest", "client": "litecoind",
       "client_version": "0.21.2.1", "height": 3200, "created": "2026-11-22T14:30:00Z",
       "sha256": "<64 hex>", "size": 12345, "compression": "zstd",
-      "key": "litecoin/regtest/<name>.tar.zst", "verified": false}]}
+      "key": "litecoin/regtest/<name>.tar.zst", "verified": false,
+      "parts": [{"size": 67108864, "sha256": "<64 hex>"}, ...]}]}
 
+``parts`` (optional, written by the upload) lists the archive's byte ranges in order; a restore
+fetches them in parallel and, after an interruption or a bad part, fetches only what it lacks.
 Each entry has either ``key`` (an object key in the manifest's bucket) or ``url`` (absolute, or
 relative to the manifest's URL). Nothing here does I/O: the role, the playbook and the
 ``snapshot_archive_restore`` module fetch and act, this decides.
@@ -94,6 +97,26 @@ def entry_problems(entry):
         problems.append("size %r is not a non-negative integer" % (entry["size"],))
     if "verified" in entry and not isinstance(entry["verified"], bool):
         problems.append("verified must be true or false")
+    if "parts" in entry:
+        problems += parts_problems(entry["parts"], entry.get("size"))
+    return problems
+
+
+def parts_problems(parts, size=None):
+    """What is wrong with an entry's ``parts`` (size and sha256 of each byte range, in order)."""
+    if not isinstance(parts, list) or not parts:
+        return ["parts must be a non-empty list"]
+    problems = []
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict):
+            problems.append("parts[%d] is not an object" % index)
+            continue
+        if isinstance(part.get("size"), bool) or not isinstance(part.get("size"), int) or part["size"] < 1:
+            problems.append("parts[%d].size %r is not a positive integer" % (index, part.get("size")))
+        if not (isinstance(part.get("sha256"), str) and SHA256.match(part["sha256"])):
+            problems.append("parts[%d].sha256 is not 64 lower-case hex digits" % index)
+    if not problems and isinstance(size, int) and not isinstance(size, bool) and sum(p["size"] for p in parts) != size:
+        problems.append("parts add up to %d bytes, size is %d" % (sum(p["size"] for p in parts), size))
     return problems
 
 

@@ -3,16 +3,18 @@
 # Apache License 2.0 (see LICENSE)
 """The streaming parts of snapshot archives, as all-C pipelines that Python only supervises.
 
-Restore: ``curl | python3 -c HASHER | zstd -d --no-check | tar -x``.
-Upload:  ``tar -c | zstd | tee >(openssl dgst -sha256) | split --filter='curl -T presigned part'``.
+Restore: ``curl | python3 -c HASHER | zstd -d --no-check | tar -x``, or the same pipeline after
+         ``python3 -c HASHER`` fed in order with parts fetched in parallel (snapshot_fetch.py).
+Upload:  ``tar -c | zstd`` cut into parts by Python, each part hashed and PUT by its own curl,
+         several at a time.
 
 An earlier version read the download in Python and fed the decompressor, and reached only
 0.56-0.74 of raw ``zstd -d | tar -x``. The restore's hash stage (HASHER) is a small Python process
 that never writes the archive: tee(2) hands the decompressor the pipe's pages without a copy, and
 the one read that hashing needs goes to OpenSSL's SHA-256 (hashlib, SHA-NI). It replaced
 ``tee | openssl dgst``, whose 8 KiB reads and writes copied every byte four times (see
-docs/snapshots.md for the measurements). The upload still hashes with ``openssl dgst``, not
-``sha256sum``: Debian's coreutils hash without SHA-NI, about 170 MB/s here against 1 GB/s.
+docs/snapshots.md for the measurements). The upload hashes with hashlib too, not ``sha256sum``:
+Debian's coreutils hash without SHA-NI, about 170 MB/s here against 1.5 GB/s.
 
 Presigned URLs are credentials: they reach curl through its config (stdin or a 0600 file), never
 its argv (visible in /proc) or an error message.
@@ -22,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import re
 import shlex
@@ -29,13 +32,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 # zstd --no-check: the sha256 of the whole archive, checked before anything is moved into place,
 # already proves integrity; zstd's own xxhash64 of the output would be a second, weaker check.
 DECOMPRESSORS = {"zstd": "zstd -d -c -q --no-check", "lz4": "lz4 -d -c -q", "none": None}
 # A byte count curl reports on its stderr, so that the archive's bytes need no extra copy (wc).
 BYTES_TAG = "chainops-bytes"
-HASH = "openssl dgst -sha256 -r"
 SHA_LINE = re.compile(r"^([0-9a-f]{64})\b")
 # The restore's hash stage: stdin (curl) to stdout (the decompressor), the sha256 hex to fd argv[1].
 # tee(2) duplicates the pipe's pages into stdout without copying them; the read that follows
@@ -156,10 +159,14 @@ def _codes(stdout, count):
     return codes if len(codes) == count else [255] * count
 
 
-def restore_script(compression, dest, exclude, hash_fd):
-    """The bash pipeline of a restore. stdin carries curl's config (the URL); stdout gets PIPESTATUS."""
-    stages = ["curl --config - %d>&-" % hash_fd,
-              "%s -c %s %d" % (shlex.quote(sys.executable or "python3"), shlex.quote(HASHER), hash_fd)]
+def restore_script(compression, dest, exclude, hash_fd, fetch=True):
+    """The bash pipeline of a restore; stdout gets PIPESTATUS.
+
+    fetch: stdin carries curl's config (the URL) and curl is the first stage; otherwise stdin
+    carries the archive itself (parallel ranged downloads fed in order, snapshot_fetch.py).
+    """
+    stages = ["curl --config - %d>&-" % hash_fd] if fetch else []
+    stages.append("%s -c %s %d" % (shlex.quote(sys.executable or "python3"), shlex.quote(HASHER), hash_fd))
     if DECOMPRESSORS[compression]:
         stages.append("%s %d>&-" % (DECOMPRESSORS[compression], hash_fd))
     stages.append("%s >/dev/null %d>&-" % (" ".join(shlex.quote(a) for a in tar_extract_command(dest, exclude)), hash_fd))
@@ -184,41 +191,84 @@ def _bytes_from(stderr):
     return (int(found[-1]) if found else 0), rest
 
 
-def stream_restore(url, compression, dest, exclude=(), timeout=60):
-    """Download url and extract it into dest. Returns (bytes, sha256 hex).
-
-    Raises StreamError: stage ``download`` when curl failed (partial data may be in dest), stage
-    ``extract`` when the bytes arrived but the decompressor or tar failed; both carry the sha256 of
-    what arrived so that the caller can call a complete but corrupt download a checksum mismatch.
-    """
-    for tool in ("curl", "tar") + ((DECOMPRESSORS[compression].split()[0],) if DECOMPRESSORS[compression] else ()):
+def require_tools(compression, fetch=True):
+    for tool in (("curl",) if fetch else ()) + ("tar",) + ((DECOMPRESSORS[compression].split()[0],) if DECOMPRESSORS[compression] else ()):
         if not shutil.which(tool):
             raise StreamError("%s is needed on the host and was not found" % tool, "setup")
+
+
+def stream_restore(url, compression, dest, exclude=(), timeout=60, feed=None):
+    """Download url and extract it into dest. Returns (bytes, sha256 hex).
+
+    feed: instead of one curl stream, a callable that writes the whole archive, in order, to the
+    file descriptor it is given and closes it; it runs in a thread and returns the byte count or
+    raises StreamError (stage ``download``).
+
+    Raises StreamError: stage ``download`` when the download failed (partial data may be in dest),
+    stage ``extract`` when the bytes arrived but the decompressor or tar failed; both carry the
+    sha256 of what arrived so that the caller can call a complete but corrupt download a checksum
+    mismatch.
+    """
+    fetch = feed is None
+    require_tools(compression, fetch)
     read_fd, write_fd = os.pipe()
+    feed_read = feed_write = None
     try:
-        proc = subprocess.Popen(["bash", "-c", restore_script(compression, dest, exclude, write_fd)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(write_fd,))
+        if not fetch:
+            feed_read, feed_write = os.pipe()
+        proc = subprocess.Popen(["bash", "-c", restore_script(compression, dest, exclude, write_fd, fetch)],
+                                stdin=subprocess.PIPE if fetch else feed_read, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, pass_fds=(write_fd,))
     except Exception:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, feed_read, feed_write):
+            if fd is not None:
+                os.close(fd)
         raise
     os.close(write_fd)
-    stdout, stderr = proc.communicate(restore_config(url, timeout).encode())
+    fed = {}
+    feeder = None
+    if not fetch:
+        os.close(feed_read)
+        feeder = threading.Thread(target=_run_feed, args=(feed, feed_write, fed))
+        feeder.start()
+    try:
+        stdout, stderr = proc.communicate(restore_config(url, timeout).encode() if fetch else None)
+    finally:
+        if feeder:
+            feeder.join()
     # The hash stage wrote its line and exited before bash printed PIPESTATUS.
     sha256 = _digest(_read_all(read_fd))
     total, errors = _bytes_from(stderr.decode("utf-8", "replace"))
     errors = redact(errors, [url])[-2000:]
-    stages = 4 if DECOMPRESSORS[compression] else 3
+    stages = (1 if fetch else 0) + (3 if DECOMPRESSORS[compression] else 2)
     codes = _codes(stdout.decode(), stages)
-    if codes[0] != 0:
+    if fetch and codes[0] != 0:
         raise StreamError("download of the archive failed (curl exit %d): %s" % (codes[0], errors.strip()), "download", total, sha256)
+    if not fetch:
+        error = fed.get("error")
+        if error is not None and getattr(error, "stage", "download") != "extract":
+            raise StreamError(str(error), getattr(error, "stage", "download"), getattr(error, "bytes", 0), sha256)
+        # A feed stopped by the pipeline (stage extract) is reported by the exit codes below.
+        total = fed["bytes"] if error is None else error.bytes
     if sha256 is None:
         raise StreamError("hashing the download failed: %s" % errors.strip(), "checksum", total, None)
     if any(codes) or proc.returncode:
-        raise StreamError("extraction failed (exit codes curl/hash/%star %s): %s"
-                          % ("decompressor/" if stages == 4 else "", codes, errors.strip()), "extract", total, sha256)
+        names = (["curl"] if fetch else []) + ["hash"] + (["decompressor"] if DECOMPRESSORS[compression] else []) + ["tar"]
+        raise StreamError("extraction failed (exit codes %s %s): %s" % ("/".join(names), codes, errors.strip()),
+                          "extract", total, sha256)
     return total, sha256
+
+
+def _run_feed(feed, fd, out):
+    try:
+        out["bytes"] = feed(fd)
+    except Exception as exc:  # reported by stream_restore once the pipeline has ended
+        out["error"] = exc
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 # ---- upload ---------------------------------------------------------------------------------
@@ -247,25 +297,6 @@ def upload_bound(data_bytes, files):
     return int((int(data_bytes) + 1536 * (int(files) + 1) + 10240) * 1.01) + 1048576
 
 
-def upload_script(source, exclude, compressor, part_size, config_dir, hash_fd):
-    """The bash pipeline of an upload. Prints one line per part (from curl), then PIPESTATUS.
-
-    Each part is buffered in memory by curl (``--data-binary @-``) because S3 needs a
-    Content-Length on UploadPart and refuses chunked transfer encoding; the archive never touches
-    the disk. The part's presigned URL is in ``config_dir/<part file name>`` (0600).
-    """
-    tar = ["tar", "-C", source] + ["--exclude=" + e for e in exclude] + ["-cf", "-", "."]
-    # Inside the filter $FILE is split's name for the part: p00000, p00001, ...
-    curl = ("test -f %(dir)s/\"$FILE\" || { echo \"chainops: no presigned URL for part $FILE\" >&2; exit 90; }; "
-            "exec curl --config %(dir)s/\"$FILE\" --data-binary @- -X PUT -H 'Content-Type:' -o /dev/null "
-            "-w \"$FILE %%{http_code} %%{size_upload} %%header{etag}\\n\"" % {"dir": shlex.quote(config_dir)})
-    stages = [" ".join(shlex.quote(a) for a in tar) + " %d>&-" % hash_fd,
-              compressor + " %d>&-" % hash_fd,
-              "tee >(exec %s >&%d) %d>&-" % (HASH, hash_fd, hash_fd),
-              "split -b %d -d -a 5 --filter=%s - p %d>&-" % (int(part_size), shlex.quote(curl), hash_fd)]
-    return "set -o pipefail\n%s\necho \"status ${PIPESTATUS[*]}\"\n" % " | ".join(stages)
-
-
 def part_config(url, retries=3, timeout=60):
     # The part is in memory (--data-binary @-), so curl can retry it.
     return "\n".join([
@@ -278,61 +309,117 @@ def part_config(url, retries=3, timeout=60):
     ]) + "\n"
 
 
-def parse_parts(stdout):
-    """Parts uploaded (from curl's write-out lines), and the pipeline's exit codes."""
-    parts, codes = [], []
-    for line in stdout.splitlines():
-        fields = line.split()
-        if fields[:1] == ["status"]:
-            codes = [int(c) for c in fields[1:]]
-        elif len(fields) >= 3 and re.match(r"^p\d{5}$", fields[0]):
-            etag = fields[3] if len(fields) > 3 else ""
-            parts.append({"part_number": int(fields[0][1:]) + 1, "http_code": int(fields[1]),
-                          "bytes": int(fields[2]), "etag": etag})
-    return sorted(parts, key=lambda p: p["part_number"]), codes
+def _upload_part(config_path, data):
+    """PUT one part (curl reads it from stdin); returns (http code, bytes sent, etag, curl's messages)."""
+    proc = subprocess.Popen(["curl", "--config", config_path, "--data-binary", "@-", "-X", "PUT", "-H", "Content-Type:",
+                             "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %header{etag}"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(data)
+    fields = out.decode("ascii", "replace").split()
+    code = int(fields[0]) if fields and fields[0].isdigit() else 0
+    sent = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+    etag = fields[2] if len(fields) > 2 and proc.returncode == 0 else ""
+    return code, sent, etag, err.decode("utf-8", "replace")
 
 
-def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, timeout=60):
-    """Archive ``source`` and upload it, streaming, to presigned UploadPart URLs.
+def _read_part(stream, size):
+    """The next ``size`` bytes of the archive (fewer at its end; empty when it has ended)."""
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        count = stream.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    del view
+    del buf[got:]
+    return buf
 
-    Returns dict(bytes, sha256, parts=[{part_number, etag, bytes}]). Raises StreamError.
+
+def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, timeout=60, connections=4):
+    """Archive ``source`` and upload it, streaming, to presigned UploadPart URLs, ``connections`` parts at a time.
+
+    ``tar | compressor`` runs as two processes; this process cuts their output into parts,
+    hashes each part and the whole archive (hashlib, SHA-NI) and hands each part to its own curl.
+    Memory: at most ``connections`` + 1 parts. Returns dict(bytes, sha256,
+    parts=[{part_number, etag, bytes, sha256}]). Raises StreamError.
     """
-    for tool in ("curl", "openssl", "tar", "split", compressor.split()[0]):
+    for tool in ("curl", "tar", compressor.split()[0]):
         if not shutil.which(tool):
             raise StreamError("%s is needed on the host and was not found" % tool, "setup")
+    connections = max(1, int(connections))
     config_dir = tempfile.mkdtemp(prefix=".upload-", dir=work_dir)  # 0700
-    try:
-        for index, url in enumerate(part_urls):
-            path = os.path.join(config_dir, "p%05d" % index)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(part_config(url, timeout=timeout))
-        read_fd, write_fd = os.pipe()
+    whole = hashlib.sha256()
+    done, failures, total = [], [], 0
+    slots = threading.BoundedSemaphore(connections)
+    lock = threading.Lock()
+
+    def send(number, config_path, data, digest):
         try:
-            proc = subprocess.Popen(["bash", "-c", upload_script(source, exclude, compressor, part_size, config_dir, write_fd)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(write_fd,), cwd=config_dir)
-        except Exception:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise
-        os.close(write_fd)
-        stdout, stderr = proc.communicate()
-        sha256 = _digest(_read_all(read_fd))
+            code, sent, etag, errors = _upload_part(config_path, data)
+            with lock:
+                if code == 200 and etag and sent == len(data):
+                    done.append({"part_number": number, "etag": etag, "bytes": len(data), "sha256": digest})
+                else:
+                    failures.append("part %d: HTTP %d, %d of %d bytes sent%s" % (
+                        number, code, sent, len(data), (": " + errors.strip()) if errors.strip() else ""))
+        finally:
+            slots.release()
+
+    tar_cmd = ["tar", "-C", source] + ["--exclude=" + e for e in exclude] + ["-cf", "-", "."]
+    threads = []
+    tar_err = tempfile.TemporaryFile(dir=config_dir)
+    comp_err = tempfile.TemporaryFile(dir=config_dir)
+    try:
+        tar = subprocess.Popen(tar_cmd, stdout=subprocess.PIPE, stderr=tar_err, stdin=subprocess.DEVNULL)
+        comp = subprocess.Popen(shlex.split(compressor), stdin=tar.stdout, stdout=subprocess.PIPE, stderr=comp_err)
+        tar.stdout.close()
+        number = 0
+        while True:
+            data = _read_part(comp.stdout, int(part_size))
+            if not data:
+                break
+            whole.update(data)
+            total += len(data)
+            if number >= len(part_urls):
+                failures.append("the archive needs more than the %d parts of %d bytes that were presigned" % (len(part_urls), part_size))
+                break
+            slots.acquire()
+            with lock:
+                if failures:
+                    slots.release()
+                    break
+            config_path = os.path.join(config_dir, "p%05d" % number)
+            fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(part_config(part_urls[number], timeout=timeout))
+            thread = threading.Thread(target=send, args=(number + 1, config_path, data, hashlib.sha256(data).hexdigest()))
+            thread.start()
+            threads.append(thread)
+            number += 1
+        if failures:
+            comp.kill()
+            tar.kill()
+        comp.stdout.close()
+        codes = [tar.wait(), comp.wait()]
+        for thread in threads:
+            thread.join()
+        tar_err.seek(0)
+        comp_err.seek(0)
+        messages = (tar_err.read() + comp_err.read()).decode("utf-8", "replace")
     finally:
+        tar_err.close()
+        comp_err.close()
         shutil.rmtree(config_dir, ignore_errors=True)
-    parts, codes = parse_parts(stdout.decode("utf-8", "replace"))
-    errors = redact(stderr.decode("utf-8", "replace"), part_urls)[-2000:].strip()
-    total = sum(p["bytes"] for p in parts)
-    if "chainops: no presigned URL for part" in errors:
-        raise StreamError("the archive needs more than the %d parts of %d bytes that were presigned: %s"
-                          % (len(part_urls), part_size, errors), "upload", total, sha256)
-    if len(codes) != 4 or any(codes) or proc.returncode:
+    sha256 = whole.hexdigest()
+    failures = [redact(f, part_urls) for f in failures]
+    if failures and failures[0].startswith("the archive needs more than"):
+        raise StreamError(failures[0], "upload", total, sha256)
+    if any(codes) and not failures:
         # tar's 1 ("file changed as we read it") fails too: the node is meant to be stopped.
-        raise StreamError("archive upload failed (exit codes tar/compressor/tee/split %s): %s" % (codes, errors), "upload", total, sha256)
-    bad = [p for p in parts if p["http_code"] != 200 or not p["etag"]]
-    if bad or not parts:
-        raise StreamError("S3 did not accept every part: %s %s" % (bad, errors), "upload", total, sha256)
-    if sha256 is None:
-        raise StreamError("hashing the archive failed: %s" % errors, "checksum", total, None)
-    return {"bytes": total, "sha256": sha256, "parts": [{"part_number": p["part_number"], "etag": p["etag"], "bytes": p["bytes"]} for p in parts]}
+        raise StreamError("archive upload failed (exit codes tar/compressor %s): %s" % (codes, messages.strip()[-2000:]),
+                          "upload", total, sha256)
+    if failures or not done:
+        raise StreamError("S3 did not accept every part: %s" % "; ".join(failures)[-2000:], "upload", total, sha256)
+    done.sort(key=lambda part: part["part_number"])
+    return {"bytes": total, "sha256": sha256, "parts": done}

@@ -25,9 +25,15 @@ description:
     from the archive; the existing ones are moved into the restored tree.
   - Refuses to replace a data directory that holds data unless O(force=true).
   - Runs on the node; needs C(curl), C(tar) and C(zstd) or C(lz4) there. The bytes go through
-    C(curl | hash | zstd -d --no-check | tar -x) under C(bash -o pipefail), where the hash stage
-    is a small Python process that passes the bytes on with C(tee(2)) and hashes them with
-    hashlib's SHA-256; the module itself only supervises.
+    C(hash | zstd -d --no-check | tar -x) under C(bash -o pipefail), where the hash stage is a
+    small Python process that passes the bytes on with C(tee(2)) and hashes them with hashlib's
+    SHA-256.
+  - The archive is fetched as byte ranges over O(connections) connections (one C(curl) each), one
+    range per part of the manifest (O(parts)) or per 64 MiB, and the parts are fed to the pipeline
+    in order. Fetched parts are kept in the staging directory until the restore is verified, so an
+    interrupted restore fetches only the parts it is missing (see O(resume)).
+  - A server that ignores byte ranges, or O(connections=0), gives one C(curl) stream into the
+    pipeline, without resume.
   - The URL is never logged and never in a process's arguments (a presigned URL is a credential);
     it reaches C(curl) through its config on standard input.
 options:
@@ -72,9 +78,46 @@ options:
     description: Seconds to wait for the connection, and seconds without any data after which the download is abandoned.
     type: int
     default: 60
+  size:
+    description:
+      - Size of the archive in bytes, from the manifest.
+      - When unset, the server is asked with a one-byte range request.
+    type: int
+  parts:
+    description:
+      - The archive's parts from the manifest, in order, each fetched as one byte range.
+      - When one part's bytes are bad, only that part is fetched again by the next run.
+      - When empty, the archive is fetched in ranges of 64 MiB, and a checksum mismatch discards every part.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      size:
+        description: Bytes in the part.
+        type: int
+        required: true
+      sha256:
+        description: sha256 of the part's bytes.
+        type: str
+        required: true
+  connections:
+    description:
+      - Byte ranges fetched at the same time. One S3 connection gives about 90 MB/s; several fill the
+        instance's bandwidth until the decompressor, tar or the disk is the limit.
+      - V(0) fetches the archive as a single stream, without resume.
+    type: int
+    default: 8
+  resume:
+    description:
+      - Keep the fetched parts until the restore is verified, so that an interrupted restore
+        fetches only the missing parts. Needs free space for the archive in the staging directory.
+      - V(false) deletes each part once it is extracted; the staging directory then holds about
+        2 x O(connections) parts at a time, and an interrupted restore fetches again what it had extracted.
+    type: bool
+    default: true
   record:
     description:
-      - JSON file recording the archive restored last (name, sha256, time; never the URL).
+      - JSON file recording the archive restored last (name, sha256, time, bytes, bytes fetched, parts; never the URL).
       - A rerun with the same O(sha256) and an existing O(dest) changes nothing.
       - Default C(<parent of dest>/.<name of dest>.snapshot-restore.json).
     type: path
@@ -113,6 +156,18 @@ pipeline_seconds:
   description: Wall time of the download, checksum, decompression and extraction pipeline alone.
   returned: when something was downloaded
   type: float
+fetched_bytes:
+  description: Bytes fetched from the server by this run (less than O(size) when parts of an interrupted run were reused).
+  returned: always
+  type: int
+reused_parts:
+  description: Parts of an interrupted run that were reused instead of fetched.
+  returned: always
+  type: int
+parts:
+  description: Parts the archive was fetched in (0 for a single stream).
+  returned: always
+  type: int
 throughput_mib_s:
   description: Archive MiB per second through download, checksum, decompression and extraction.
   returned: always
@@ -144,6 +199,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_archive import (
     SHA256,
     unexpected_data,
+)
+from ansible_collections.chainops.validator.plugins.module_utils.snapshot_fetch import (
+    PartStore,
+    RangedFetch,
+    plan_parts,
+    probe_size,
 )
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_stream import (
     StreamError,
@@ -179,6 +240,21 @@ def chown_tree(root, uid, gid, skip):
                 os.lchown(path, uid, gid)
 
 
+def mismatch(module, fetch, staging, actual, expected, dest, result):
+    """Fail on a checksum mismatch; keep only the parts that are proven good."""
+    message = "checksum mismatch: the archive's sha256 is %s, the manifest says %s; %s was not touched" % (actual, expected, dest)
+    bad = fetch.store.bad_parts() if fetch else []
+    if bad:
+        for part in bad:
+            fetch.store.drop(part)
+        remove(os.path.join(staging, "tree"))
+        message += "; parts %s did not match their sha256 and were deleted, the next run fetches only them" % (
+            ", ".join(str(part.index) for part in bad))
+    else:
+        remove(staging)
+    module.fail_json(msg=message, **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -194,6 +270,13 @@ def main():
             timeout=dict(type="int", default=60),
             record=dict(type="path"),
             name=dict(type="str", default=""),
+            size=dict(type="int"),
+            parts=dict(type="list", elements="dict", default=[], options=dict(
+                size=dict(type="int", required=True),
+                sha256=dict(type="str", required=True),
+            )),
+            connections=dict(type="int", default=8),
+            resume=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -210,7 +293,17 @@ def main():
     keep = [k.strip("/") for k in params["keep"] if k.strip("/")]
     if any(k.startswith("../") or k == ".." or os.path.isabs(k) for k in params["keep"]):
         module.fail_json(msg="keep: paths must be relative to dest and inside it")
-    result = dict(changed=False, bytes=0, seconds=0.0, throughput_mib_s=0.0, resumed=False, kept=[])
+    if params["connections"] < 0:
+        module.fail_json(msg="connections must be 0 (one stream) or more, got %d" % params["connections"])
+    if params["size"] is not None and params["size"] < 1:
+        module.fail_json(msg="size must be a positive number of bytes, got %d" % params["size"])
+    try:
+        if params["parts"]:
+            plan_parts(params["size"], params["parts"])
+    except ValueError as exc:
+        module.fail_json(msg="parts: %s" % exc)
+    result = dict(changed=False, bytes=0, seconds=0.0, throughput_mib_s=0.0, resumed=False, kept=[],
+                  fetched_bytes=0, reused_parts=0, parts=0)
 
     uid = gid = None
     try:
@@ -255,28 +348,46 @@ def main():
     if resumable:
         result["resumed"] = True
     else:
-        # Anything left by an interrupted or failed run is incomplete: start over.
-        if os.path.exists(staging):
+        # Anything left by an interrupted or failed run is incomplete and is redone, except the
+        # fetched parts: the plan decides which of them are reused.
+        parts_dir = os.path.join(staging, "parts")
+        if os.path.isdir(staging):
+            for entry in os.listdir(staging):
+                if entry != "parts":
+                    remove(os.path.join(staging, entry))
+        elif os.path.lexists(staging):
             remove(staging)
         os.makedirs(tree, mode=0o750)
+        fetch = None
         try:
             piped = time.monotonic()
-            total, actual = stream_restore(params["url"], params["compression"], tree, keep, params["timeout"])
+            if params["connections"] == 0:
+                size = None
+            elif params["parts"]:
+                size = params["size"] or sum(part["size"] for part in params["parts"])
+            else:
+                size = params["size"] or probe_size(params["url"], params["timeout"])
+            if params["connections"] > 0 and size:
+                store = PartStore(parts_dir, expected, plan_parts(size, params["parts"]))
+                fetch = RangedFetch(params["url"], store, params["connections"], params["timeout"], keep_parts=params["resume"])
+                result.update(parts=len(store.plan), reused_parts=fetch.reused_parts)
+            total, actual = stream_restore(params["url"], params["compression"], tree, keep, params["timeout"],
+                                           feed=fetch.feed if fetch else None)
             result["pipeline_seconds"] = round(time.monotonic() - piped, 3)
         except StreamError as exc:
             result["bytes"] = exc.bytes
+            result["fetched_bytes"] = fetch.fetched_bytes if fetch else exc.bytes
             if exc.stage == "extract" and exc.sha256 != expected:
                 # Corrupt bytes usually break the decompressor too: the checksum is the real finding.
-                remove(staging)
-                module.fail_json(msg="checksum mismatch: the archive's sha256 is %s, the manifest says %s; %s was not touched"
-                                 % (exc.sha256, expected, dest), **result)
-            # The staging directory stays; the next run deletes it and starts over.
+                mismatch(module, fetch, staging, exc.sha256, expected, dest, result)
+            # The staging directory stays (with the fetched parts): the next run goes on from there.
+            module.fail_json(msg="%s; %s was not touched" % (exc, dest), **result)
+        except ValueError as exc:
             module.fail_json(msg="%s; %s was not touched" % (exc, dest), **result)
         result["bytes"] = total
+        result["fetched_bytes"] = fetch.fetched_bytes if fetch else total
         if actual != expected:
-            remove(staging)
-            module.fail_json(msg="checksum mismatch: the archive's sha256 is %s, the manifest says %s; %s was not touched"
-                             % (actual, expected, dest), **result)
+            mismatch(module, fetch, staging, actual, expected, dest, result)
         with open(marker, "w") as handle:
             handle.write(expected + "\n")
             handle.flush()
@@ -299,9 +410,9 @@ def main():
     os.rename(tree, dest)
     with open(record + ".tmp", "w") as handle:
         json.dump({"name": params["name"], "sha256": expected, "restored": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "bytes": result["bytes"]}, handle)
+                   "bytes": result["bytes"], "fetched_bytes": result["fetched_bytes"], "parts": result["parts"]}, handle)
     os.rename(record + ".tmp", record)
-    remove(staging)
+    remove(staging)  # with the parts: the restore is verified and in place
     seconds = time.monotonic() - started
     result.update(changed=True, seconds=round(seconds, 3),
                   throughput_mib_s=round(result["bytes"] / 1048576.0 / seconds, 1) if seconds > 0 else 0.0,

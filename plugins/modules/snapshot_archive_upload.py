@@ -14,17 +14,19 @@ module: snapshot_archive_upload
 short_description: Stream a node's data directory as a compressed archive to presigned S3 multipart URLs
 version_added: 0.1.0
 description:
-  - Runs on the node. C(tar -c | zstd | tee >(openssl dgst -sha256) | split --filter='curl')
-    under C(bash -o pipefail); each part of O(part_size) bytes goes to the next presigned
-    C(UploadPart) URL as soon as it is complete; the archive is never written to disk and Python
-    copies none of its bytes.
+  - Runs on the node. C(tar -c | zstd) runs as two processes; the module cuts their output into
+    parts of O(part_size) bytes, hashes each part and the whole archive, and sends each part to
+    its presigned C(UploadPart) URL with its own C(curl), O(connections) parts at a time. The
+    archive is never written to disk.
   - The node holds no AWS credentials, only the presigned URLs of one upload, made by
     M(chainops.validator.snapshot_archive_s3) on the controller. They reach C(curl) through config
     files (mode 0600, in a 0700 directory under O(work_dir), removed at the end), never its
     arguments, and are never logged.
-  - Returns the parts' ETags for the controller to complete the upload, the archive's size and sha256.
-  - Each part is held in memory by C(curl) while it is sent (S3 needs a C(Content-Length) on every
-    part), so the host needs about twice O(part_size) of free memory; C(curl) retries a failed part.
+  - Returns the parts' ETags for the controller to complete the upload, the archive's size and
+    sha256, and each part's size and sha256 for the manifest (RV(manifest_parts)), so that a
+    restore can fetch the parts in parallel and fetch again only a bad or missing one.
+  - Each part is held in memory while it is sent (S3 needs a C(Content-Length) on every part), so
+    the host needs about 2 x (O(connections) + 1) x O(part_size) of free memory; C(curl) retries a failed part.
 options:
   src:
     description: Directory to archive (the node's data directory).
@@ -61,6 +63,10 @@ options:
     description: Seconds to wait for a connection, and seconds without progress after which a part is retried.
     type: int
     default: 60
+  connections:
+    description: Parts sent at the same time (one S3 connection carries about 90 MB/s).
+    type: int
+    default: 4
 notes:
   - Check mode is not supported (the task is skipped); an upload has no dry run.
 author:
@@ -103,6 +109,14 @@ parts:
     bytes:
       description: Bytes in the part.
       type: int
+    sha256:
+      description: sha256 of the part.
+      type: str
+manifest_parts:
+  description: The parts as the manifest lists them, in order (C(size), C(sha256)).
+  returned: success
+  type: list
+  elements: dict
 seconds:
   description: Wall time of the upload.
   returned: success
@@ -132,6 +146,7 @@ def main():
             part_size=dict(type="int", required=True),
             work_dir=dict(type="path", required=True),
             timeout=dict(type="int", default=60),
+            connections=dict(type="int", default=4),
         ),
         supports_check_mode=False,
     )
@@ -144,6 +159,8 @@ def main():
         module.fail_json(msg="part_size must be at least %d bytes (S3's smallest part), got %d" % (MIN_PART, params["part_size"]))
     if not 1 <= params["zstd_level"] <= 19:
         module.fail_json(msg="zstd_level must be 1..19, got %d" % params["zstd_level"])
+    if not 1 <= params["connections"] <= 64:
+        module.fail_json(msg="connections must be 1..64, got %d" % params["connections"])
     if params["timeout"] < 1:
         module.fail_json(msg="timeout must be at least 1 second, got %d" % params["timeout"])
     if not os.path.isdir(params["work_dir"]):
@@ -152,9 +169,10 @@ def main():
     started = time.monotonic()
     try:
         result = stream_upload(params["src"], params["exclude"], compressor, params["part_urls"], params["part_size"],
-                               params["work_dir"], params["timeout"])
+                               params["work_dir"], params["timeout"], params["connections"])
     except StreamError as exc:
         module.fail_json(msg=str(exc), stage=exc.stage, bytes=exc.bytes)
+    result["manifest_parts"] = [{"size": part["bytes"], "sha256": part["sha256"]} for part in result["parts"]]
     module.exit_json(changed=True, seconds=round(time.monotonic() - started, 3), **result)
 
 

@@ -365,6 +365,8 @@ def snapshot_restore_problems(values):
         p.url("snapshot_restore_manifest_url", values["snapshot_restore_manifest_url"], schemes=("https", "http", "file"))
     p.integer("snapshot_restore_presign_expiry", values["snapshot_restore_presign_expiry"], 60, 604800)
     p.integer("snapshot_restore_download_timeout", values["snapshot_restore_download_timeout"], 1, 3600)
+    p.integer("snapshot_restore_connections", values["snapshot_restore_connections"], 0, 64)
+    p.integer("snapshot_restore_ebs_initialize_iodepth", values["snapshot_restore_ebs_initialize_iodepth"], 1, 256)
     p.integer("snapshot_restore_wait_timeout", values["snapshot_restore_wait_timeout"], 1, 604800)
     packages = values["snapshot_restore_packages"]
     if p.string_list("snapshot_restore_packages", packages):

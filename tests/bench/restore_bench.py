@@ -8,23 +8,30 @@
        ansible-playbook, download over loopback HTTP, sha256 checked) and the node started on it.
    Each is timed from the start (of the restore, for the restored node) until the node's block
    count equals the source's. Printed: both times and genesis / restored.
-2. Pipeline throughput. The same kind of archive, made large (--size MiB of node-like data), is
-   restored (a) by the module (curl | hash stage (tee(2) + hashlib sha256) | zstd -d --no-check |
-   tar -x -b 2048 over loopback HTTP, as the role does; the server uses sendfile) and
-   (b) by `zstd -d -c FILE | tar -x` from the local file, the raw baseline. Median of --repeat
-   runs each, every run after os.sync() so that none pays for another's write-back; printed as
-   MiB/s and module / raw (target >= 0.8). The module's figure is its pipeline time
-   (pipeline_seconds); the whole module run (marker fsync, swap, record) is printed beside it.
+2. The limit of a restore, side by side in one run on the same archive (--size MiB of node-like
+   data, zstd ratio about 2, manifest parts of --part MiB), served over loopback by
+   tests/testlib/range_server.py with a per-connection cap of --rate MiB/s, as one S3 GET stream
+   gives about 90 MB/s:
+     * ceiling:  ``zstd -d | tar -x`` of the local file, what decompression and extraction allow;
+     * single:   the module with connections=0: one curl stream into hash | zstd -d | tar -x,
+                 the restore as it was before parallel parts;
+     * parallel: the module with --connections ranged parts fed in order (the default path);
+     * awscli:   ``aws s3 cp s3://bench/big.tar.zst - | zstd -d | tar -x``, awscli's own
+                 multi-threaded ranged download (--connections threads, --part MiB chunks) against
+                 the same server (path-style S3; moto would serve it without a per-connection cap).
+   Median of --repeat runs each, every run after os.sync(); the module's figure is its pipeline
+   time (pipeline_seconds). Printed: MiB/s of archive, ratios parallel/ceiling (target >= 0.8),
+   parallel/single (>= 4 where the ceiling allows it) and parallel/awscli (>= 1.0).
+   awscli comes from PyPI into its own virtualenv: ``make bench-tools``.
 
-Usage: .venv/bin/python tests/bench/restore_bench.py [--blocks 3000] [--extra 200] [--size 512] [--repeat 3]
+Usage: .venv/bin/python tests/bench/restore_bench.py [--blocks 3000] [--extra 200] [--size 1024] [--repeat 3]
+           [--rate 90] [--connections 8] [--part 16] [--skip-sync]
 """
 from __future__ import annotations
 
 import argparse
 import base64
-import functools
 import hashlib
-import http.server
 import json
 import os
 import secrets
@@ -34,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -42,6 +48,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from playbook_runner import ansible_playbook  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests" / "testlib"))
+from range_server import RangeServer  # noqa: E402
 
 LITECOIND = Path("/usr/lib/litecoin/litecoind")
 # Litecoin 0.21 regtest needs a wallet peg-in past height 431 (MWEB); keep MWEB out of reach.
@@ -104,32 +113,13 @@ def make_archive(source: Path, archive: Path, excludes=(".lock", "*.pid", ".cook
     return digest.hexdigest()
 
 
-class Server:
-    def __init__(self, root: Path):
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def copyfile(self, source, outputfile):
-                # sendfile(2): the server stands in for S3 or a CDN and should not compete with the
-                # restore for the CPU by copying bytes through Python.
-                outputfile.flush()
-                self.connection.sendfile(source)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = "http://127.0.0.1:%d/" % self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-def module_restore(work: Path, url: str, sha256: str, dest: Path) -> dict:
+def module_restore(work: Path, url: str, sha256: str, dest: Path, **options) -> dict:
     """Run the real module through ansible-playbook; return its result."""
     out = work / "module-result.json"
     playbook = work / "restore.yml"
+    args = dict(options, url=url, sha256=sha256, dest=str(dest))
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
-        {"chainops.validator.snapshot_archive_restore": {"url": url, "sha256": sha256, "dest": str(dest)}, "register": "r"},
+        {"chainops.validator.snapshot_archive_restore": args, "register": "r", "no_log": True},
         {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(out), "mode": "0600"}}]}]))
     result = ansible_playbook(playbook, "-i", "localhost,")
     if result.returncode != 0:
@@ -160,7 +150,7 @@ def time_to_synced(work: Path, blocks: int, extra: int) -> None:
         nodes.append(source)
         source.rpc("generatetodescriptor", extra, "raw(51)")
         height = source.rpc("getblockcount")
-        server = Server(archive_dir)
+        server = RangeServer(archive_dir)
 
         started = time.monotonic()
         genesis = Node(work / "genesis", connect=source.p2p_port)
@@ -213,64 +203,103 @@ def synthetic_tree(root: Path, mib: int) -> None:
         index += 1
 
 
-def pipeline_throughput(work: Path, mib: int, repeat: int) -> None:
+def manifest_parts(archive: Path, part_size: int) -> list:
+    """The archive's parts as the upload lists them in the manifest."""
+    parts = []
+    with open(archive, "rb") as handle:
+        for chunk in iter(lambda: handle.read(part_size), b""):
+            parts.append({"size": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
+    return parts
+
+
+def timed_shell(command: str, env=None) -> float:
+    os.sync()  # write back what the previous run left dirty, so that no run pays for another's writes
+    started = time.monotonic()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, env=env)
+    return time.monotonic() - started
+
+
+def restore_limit(work: Path, mib: int, repeat: int, rate_mib: float, connections: int, part_mib: int, aws: str | None) -> None:
+    """Same archive, same run: local ceiling, today's single stream, the parallel restore, awscli."""
     tree = work / "synthetic"
     synthetic_tree(tree, mib)
-    served = work / "served-big"
-    served.mkdir()
-    sha = make_archive(tree, served / "big.tar.zst")
+    served = work / "served"
+    (served / "bench").mkdir(parents=True)
+    archive = served / "bench" / "big.tar.zst"
+    sha = make_archive(tree, archive)
     shutil.rmtree(tree)
-    size = (served / "big.tar.zst").stat().st_size
-    server = Server(served)
-    module_times, raw_times, whole_times = [], [], []
+    size = archive.stat().st_size
+    parts = manifest_parts(archive, part_mib << 20)
+    server = RangeServer(served, rate=rate_mib * 1048576 if rate_mib else None)
+    url = server.url + "bench/big.tar.zst"
+    aws_env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                   AWS_CONFIG_FILE=str(work / "aws-config"))
+    (work / "aws-config").write_text("[default]\ns3 =\n  max_concurrent_requests = %d\n  multipart_chunksize = %dMB\n"
+                                     % (connections, part_mib))
+    times = {"ceiling": [], "single": [], "parallel": [], "awscli": []}
     try:
         for run in range(repeat):
-            dest = work / ("raw%d" % run)
+            dest = work / "dest"
             dest.mkdir()
-            # Write back what the previous run left dirty, so that no run pays for another's writes.
-            os.sync()
-            started = time.monotonic()
-            subprocess.run("zstd -d -c -q %s | tar -x -C %s" % (served / "big.tar.zst", dest), shell=True, check=True)
-            raw_times.append(time.monotonic() - started)
+            times["ceiling"].append(timed_shell("zstd -d -c -q %s | tar -x -C %s" % (archive, dest)))
             shutil.rmtree(dest)
-            dest = work / ("module%d" % run)
-            os.sync()
-            result = module_restore(work, server.url + "big.tar.zst", sha, dest)
-            assert result["bytes"] == size
-            # The pipeline alone, comparable with the raw one; the whole module run (fsync of the
-            # marker, which writes back the extracted tree, swap, record) is printed beside it.
-            module_times.append(result["pipeline_seconds"])
-            whole_times.append(result["seconds"])
-            shutil.rmtree(dest)
-            (work / (".module%d.snapshot-restore.json" % run)).unlink()
+            for label, count in (("single", 0), ("parallel", connections)):
+                os.sync()
+                result = module_restore(work, url, sha, dest, parts=parts, size=size, connections=count)
+                assert result["bytes"] == size and result["parts"] == (len(parts) if count else 0), result
+                times[label].append(result["pipeline_seconds"])
+                shutil.rmtree(dest)
+                (work / ".dest.snapshot-restore.json").unlink()
+            if aws:
+                dest.mkdir()
+                times["awscli"].append(timed_shell(
+                    "%s s3 cp --only-show-errors --endpoint-url %s s3://bench/big.tar.zst - | zstd -d -c -q | tar -x -C %s"
+                    % (aws, server.url.rstrip("/"), dest), env=aws_env))
+                shutil.rmtree(dest)
     finally:
         server.close()
-    raw, module = statistics.median(raw_times), statistics.median(module_times)
-    print("restore pipeline, archive %.0f MiB (%d MiB extracted), median of %d:" % (size / 1048576, mib, repeat))
-    print("  raw zstd -d | tar -x (local file):                %7.1f MiB/s  (%s s)" % (size / 1048576 / raw, " ".join("%.2f" % t for t in raw_times)))
-    print("  module curl | sha256 | zstd -d | tar -x (HTTP):   %7.1f MiB/s  (%s s)" % (size / 1048576 / module, " ".join("%.2f" % t for t in module_times)))
-    whole = statistics.median(whole_times)
-    print("  whole module run incl. fsync, swap, record:       %7.1f MiB/s  (%s s)" % (size / 1048576 / whole, " ".join("%.2f" % t for t in whole_times)))
-    print("  ratio module pipeline/raw throughput:             %7.2f  (target >= 0.8)" % (raw / module))
-    print("  ratio whole module run/raw throughput:            %7.2f" % (raw / whole))
+    rate = {label: size / 1048576 / statistics.median(values) for label, values in times.items() if values}
+    print("restore of one archive, %.0f MiB (%d MiB extracted, %d parts of %d MiB), server cap %s per connection, median of %d:"
+          % (size / 1048576, mib, len(parts), part_mib, "%.0f MiB/s" % rate_mib if rate_mib else "none", repeat))
+    rows = [("ceiling", "zstd -d | tar -x of the local file"),
+            ("single", "module, one stream: curl | hash | zstd -d | tar -x (the path before)"),
+            ("parallel", "module, %d connections, ranged parts fed in order" % connections),
+            ("awscli", "aws s3 cp - (%d threads) | zstd -d | tar -x" % connections)]
+    for label, what in rows:
+        if label in rate:
+            print("  %-9s %7.1f MiB/s  %s  (%s s)" % (label, rate[label], what, " ".join("%.2f" % t for t in times[label])))
+    print("  ratio parallel/ceiling: %5.2f  (target >= 0.8)" % (rate["parallel"] / rate["ceiling"]))
+    print("  ratio parallel/single:  %5.2f  (target >= 4 where the ceiling allows 4 streams: ceiling/single = %.2f)"
+          % (rate["parallel"] / rate["single"], rate["ceiling"] / rate["single"]))
+    if "awscli" in rate:
+        print("  ratio parallel/awscli:  %5.2f  (target >= 1.0)" % (rate["parallel"] / rate["awscli"]))
+    else:
+        print("  awscli: not found (make bench-tools installs it into .cache/bench-venv); no ratio")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--blocks", type=int, default=3000)
     parser.add_argument("--extra", type=int, default=200)
-    parser.add_argument("--size", type=int, default=512, help="MiB of synthetic data for the throughput part")
+    parser.add_argument("--size", type=int, default=1024, help="MiB of synthetic data for the throughput part")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=90, help="per-connection cap of the server, MiB/s (0: none)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--part", type=int, default=16, help="MiB per manifest part")
+    parser.add_argument("--aws", default=str(REPO / ".cache" / "bench-venv" / "bin" / "aws"), help="awscli executable")
+    parser.add_argument("--skip-sync", action="store_true", help="only the throughput part")
     args = parser.parse_args()
-    for tool in ("zstd", "tar"):
+    for tool in ("zstd", "tar", "curl"):
         if not shutil.which(tool):
             sys.exit("%s is needed" % tool)
-    if not LITECOIND.exists():
+    if not args.skip_sync and not LITECOIND.exists():
         sys.exit("litecoind not found at %s: install the Debian package litecoind" % LITECOIND)
+    aws = args.aws if os.access(args.aws, os.X_OK) else shutil.which("aws")
     with tempfile.TemporaryDirectory(prefix="restore-bench-") as work:
-        time_to_synced(Path(work) / "sync", args.blocks, args.extra)
+        if not args.skip_sync:
+            time_to_synced(Path(work) / "sync", args.blocks, args.extra)
         (Path(work) / "pipe").mkdir()
-        pipeline_throughput(Path(work) / "pipe", args.size, args.repeat)
+        restore_limit(Path(work) / "pipe", args.size, args.repeat, args.rate, args.connections, args.part, aws)
 
 
 if __name__ == "__main__":

@@ -79,13 +79,13 @@ def restore(tmp_path, endpoint, instance, device=None, **extra):
     return ansible_playbook(playbook, "-i", "localhost,")
 
 
-def restore_with_udev(tmp_path, aws_env, ec2, instance, device):
+def restore_with_udev(tmp_path, aws_env, ec2, instance, device, **extra):
     """Run the EBS restore while a thread plays udev: it links the attached volume's NVMe id to the loop device."""
     stop = threading.Event()
     watcher = threading.Thread(target=fake_udev, args=(ec2, instance, tmp_path / "by-id", device, stop), daemon=True)
     watcher.start()
     try:
-        result = restore(tmp_path, aws_env, instance)
+        result = restore(tmp_path, aws_env, instance, **extra)
     finally:
         stop.set()
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
@@ -99,8 +99,13 @@ def test_ebs_restore_keeps_own_secrets_mounts_by_uuid_and_is_idempotent(aws_env,
     own = tmp_path / "mnt" / "litecoind" / "regtest" / "wallets"
     own.mkdir(parents=True)
     (own / "own-only").write_text("own secret\n")
-    result = restore_with_udev(tmp_path, aws_env, ec2, instance, device)
+    result = restore_with_udev(tmp_path, aws_env, ec2, instance, device, snapshot_restore_ebs_initialize=True)
     data = tmp_path / "mnt" / "litecoind"
+    # Initialised with fio: every byte of the device read once (the role checks fio's count against the device's size).
+    size = int(subprocess.run(["blockdev", "--getsize64", device], capture_output=True, text=True, check=True).stdout)
+    assert "initialised %s: read %d bytes in" % (tmp_path / "by-id" / ("nvme-Amazon_Elastic_Block_Store_" + ec2.describe_volumes(
+        Filters=[{"Name": "tag:chainops:restored-for", "Values": [instance]}])["Volumes"][0]["VolumeId"].replace("-", "")),
+        size) in result.stdout, result.stdout[-3000:]
     uuid = subprocess.run(["blkid", "-s", "UUID", "-o", "value", device], capture_output=True, text=True, check=True).stdout.strip()
     assert subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(tmp_path / "mnt")], capture_output=True, text=True, check=False).stdout.strip() == device
     assert (tmp_path / "fstab").read_text() == "UUID=%s %s ext4 defaults,nofail 0 2\n" % (uuid, tmp_path / "mnt")

@@ -1,8 +1,9 @@
 """Streamed archive upload and the manifest's lock, against a real moto_server.
 
 snapshot_archive_s3 (controller: multipart start/complete/abort, presigned parts, manifest update
-with If-Match / If-None-Match) and snapshot_archive_upload (host: tar | zstd | tee >(sha256) |
-split --filter=curl) run through ansible-playbook on the controller, with real tar, zstd, curl and
+with If-Match / If-None-Match) and snapshot_archive_upload (host: tar | zstd cut into parts, each
+hashed and sent by its own curl, several at a time) run through ansible-playbook on the controller,
+then snapshot_archive_restore fetches the archive back in parallel parts; with real tar, zstd, curl and
 moto_server over HTTP. moto 5.2 accepts presigned UploadPart URLs and honours If-Match and
 If-None-Match on PutObject (412 PreconditionFailed), which is what the lock needs; it does not check
 signatures or expiry.
@@ -22,7 +23,7 @@ import pytest
 from playbook_runner import RECAP, ansible_playbook
 
 # Installed by `make setup` (tests/harness/system-deps.sh): missing tools are an error, not a skip.
-MISSING_TOOLS = [tool for tool in ('zstd', 'curl', 'openssl') if not shutil.which(tool)]
+MISSING_TOOLS = [tool for tool in ('zstd', 'curl') if not shutil.which(tool)]
 assert not MISSING_TOOLS, "run make setup: missing %s" % MISSING_TOOLS
 
 BUCKET = "chainops-upload-test"
@@ -65,7 +66,8 @@ def upload_tasks(data_dir, work, key, data_size="{{ du_bytes }}", min_part_size=
              register="mp", no_log=True),
         {"chainops.validator.snapshot_archive_upload": {
             "src": str(data_dir), "exclude": ["regtest/wallets", ".lock"], "part_urls": "{{ mp.part_urls }}",
-            "part_size": "{{ mp.part_size }}", "work_dir": str(work)}, "register": "up", "no_log": True, "failed_when": False},
+            "part_size": "{{ mp.part_size }}", "work_dir": str(work), "connections": 3},
+         "register": "up", "no_log": True, "failed_when": False},
         {"ansible.builtin.copy": {"content": "{{ {'mp': mp | combine({'part_urls': mp.part_urls | length}), 'up': up} | to_json }}",
                                   "dest": str(work.parent / "result.json"), "mode": "0600"}},
     ]
@@ -78,7 +80,7 @@ def test_streamed_upload_completes_tags_and_never_shows_urls(s3, aws_env, data_d
         s3_task(operation="multipart_complete", key=key, upload_id="{{ mp.upload_id }}", parts="{{ up.parts }}",
                 tags={"chainops:chain": "litecoin", "chainops:sha256": "{{ up.sha256 }}"}),
         s3_task(operation="manifest_update", key=MANIFEST, keep=3,
-                add=dict(entry("a", 3000, key), sha256="{{ up.sha256 }}", size="{{ up.bytes }}")),
+                add=dict(entry("a", 3000, key), sha256="{{ up.sha256 }}", size="{{ up.bytes }}", parts="{{ up.manifest_parts }}")),
     ]
     result = play(tmp_path, tasks, aws_env, "-vvv")
     assert result.returncode == 0, result.stdout[-4000:]
@@ -94,8 +96,26 @@ def test_streamed_upload_completes_tags_and_never_shows_urls(s3, aws_env, data_d
     names = tarfile.open(fileobj=io.BytesIO(raw)).getnames()
     assert "./regtest/blocks/blk00000.dat" in names
     assert not [n for n in names if "wallets" in n or n.endswith(".lock")], names
+    # Each part's digest, as the manifest lists it, is that of the bytes S3 holds at the part's place.
+    offsets = [sum(p["bytes"] for p in up["parts"][:index]) for index in range(len(up["parts"]))]
+    assert [p["sha256"] for p in up["parts"]] == [
+        hashlib.sha256(body[at:at + p["bytes"]]).hexdigest() for at, p in zip(offsets, up["parts"])]
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=MANIFEST)["Body"].read())
     assert [(a["name"], a["sha256"], a["size"]) for a in manifest["archives"]] == [("a", up["sha256"], up["bytes"])]
+    assert manifest["archives"][0]["parts"] == [{"size": p["bytes"], "sha256": p["sha256"]} for p in up["parts"]]
+    # The archive restores from S3 (moto answers byte ranges) in parallel parts, one per uploaded part.
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=600)
+    restored = tmp_path / "restored" / "litecoind"
+    restore = {"chainops.validator.snapshot_archive_restore": {
+        "url": url, "sha256": up["sha256"], "dest": str(restored), "parts": manifest["archives"][0]["parts"],
+        "size": up["bytes"], "connections": 3}, "register": "restored", "no_log": True}
+    report = {"ansible.builtin.copy": {"content": "{{ restored | to_json }}", "dest": str(tmp_path / "restored.json"), "mode": "0600"}}
+    result = play(tmp_path, [restore, report], aws_env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    done = json.loads((tmp_path / "restored.json").read_text())
+    assert done["parts"] == 3 and done["fetched_bytes"] == up["bytes"]
+    assert (restored / "regtest" / "blocks" / "blk00000.dat").read_bytes() == (
+        data_dir / "regtest" / "blocks" / "blk00000.dat").read_bytes()
     # Presigned URLs are credentials: not in the -vvv output, and no config file left on the host.
     assert "Signature=" not in result.stdout and "uploadId=" not in result.stdout and "X-Amz-Signature" not in result.stdout
     assert os.listdir(work) == []

@@ -1,6 +1,7 @@
 """snapshot scenario: archive on S3 (moto), restored node, kept secrets, catch-up, EBS API steps."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -57,6 +58,8 @@ def test_restored_node_started_from_the_archive_not_from_genesis(s3):
     manifest = json.loads(s3[0].get_object(Bucket=BUCKET, Key=MANIFEST)["Body"].read())
     (archive,) = litecoin_archives(manifest)
     assert record["name"] == archive["name"] and record["sha256"] == archive["sha256"] and record["bytes"] == archive["size"]
+    # Fetched in parallel byte ranges, one per part the upload listed in the manifest.
+    assert record["parts"] == len(archive["parts"]) and record["fetched_bytes"] == archive["size"]
     assert archive["height"] == ARCHIVED and "-%d-" % ARCHIVED in archive["name"]
     # Blocks below the archived height were never downloaded by the restored node: they came from disk.
     assert RESTORED.file("/data/.litecoind.restore").exists is False
@@ -88,6 +91,11 @@ def test_archive_holds_no_secrets_and_no_runtime_files(s3, tmp_path):
     body = s3[0].get_object(Bucket=BUCKET, Key=archive["key"])["Body"].read()
     tags = {t["Key"]: t["Value"] for t in s3[0].get_object_tagging(Bucket=BUCKET, Key=archive["key"])["TagSet"]}
     assert tags["chainops:block-height"] == str(ARCHIVED) and tags["chainops:sha256"] == archive["sha256"]
+    # The manifest lists the parts the host uploaded, with the sha256 of the bytes S3 holds at each place.
+    offsets = [sum(part["size"] for part in archive["parts"][:index]) for index in range(len(archive["parts"]))]
+    assert sum(part["size"] for part in archive["parts"]) == archive["size"] == len(body)
+    assert [part["sha256"] for part in archive["parts"]] == [
+        hashlib.sha256(body[at:at + part["size"]]).hexdigest() for at, part in zip(offsets, archive["parts"])]
     tar_bytes = subprocess.run(["zstd", "-d", "-c"], input=body, capture_output=True, check=True).stdout
     names = tarfile.open(fileobj=io.BytesIO(tar_bytes)).getnames()
     assert "./regtest/blocks/blk00000.dat" in names
