@@ -43,6 +43,8 @@ from ansible_collections.chainops.validator.plugins.module_utils.snapshot_stream
 
 DEFAULT_RANGE = 64 * 1024 * 1024
 ATTEMPTS = 3  # per part, before the restore gives up (the parts fetched so far stay)
+BACKOFF = 1.0  # seconds before the second attempt at a part, doubled for the third
+CURL_TOO_LARGE = 63  # curl's exit code when max-filesize is exceeded
 PLAN_FILE = "plan.json"
 
 
@@ -83,6 +85,8 @@ def range_config(url, part, output, timeout):
         "fail", "silent", "show-error", "location",
         'proto = "=http,https"',
         "range = %d-%d" % (part.start, part.end),
+        # A server that ignores the range announces the whole archive: curl stops before writing it.
+        "max-filesize = %d" % part.size,
         "output = %s" % curl_quote(output),
         "connect-timeout = %d" % timeout,
         "speed-limit = 1", "speed-time = %d" % timeout,
@@ -95,10 +99,14 @@ def probe_size(url, timeout=60):
     config = "\n".join([
         "url = %s" % curl_quote(url), "fail", "silent", "show-error", "location", 'proto = "=http,https"',
         "range = 0-0", "output = /dev/null", "connect-timeout = %d" % timeout, "max-time = %d" % (2 * timeout),
+        # A server that ignores the range sends the whole archive: stop at its headers (exit 63).
+        "max-filesize = 1",
         'write-out = "%{http_code} %header{content-range}"',
     ]) + "\n"
     proc = subprocess.run(["curl", "--config", "-"], input=config.encode(), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, check=False)
+    if proc.returncode == CURL_TOO_LARGE:
+        return None
     if proc.returncode != 0:
         raise StreamError("asking the server for the archive's size failed (curl exit %d): %s"
                           % (proc.returncode, redact(proc.stderr.decode("utf-8", "replace"), [url]).strip()[-500:]),
@@ -191,7 +199,7 @@ class RangedFetch(object):
     def _fetch(self, part):
         tmp = self.store.path(part) + ".tmp"
         problem = None
-        for _attempt in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             proc = subprocess.Popen(["curl", "--config", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
             with self.cond:
@@ -213,14 +221,21 @@ class RangedFetch(object):
                     self.ready.add(part.index)
                     self.cond.notify_all()
                 return
-            if proc.returncode == 0 and fields[:1] == ["200"]:
-                problem = "the server ignored the byte range (HTTP 200, not 206)"
+            if proc.returncode == CURL_TOO_LARGE or (proc.returncode == 0 and fields[:1] == ["200"]):
+                problem = "the server ignored the byte range (it answered with the whole archive)"
                 break  # retrying cannot help
             problem = "curl exit %d, HTTP %s, %d of %d bytes: %s" % (
                 proc.returncode, fields[0] if fields else "?", got, part.size,
                 redact(err.decode("utf-8", "replace"), [self.url]).strip()[-300:])
-        self._fail(StreamError("part %d (bytes %d-%d) could not be fetched after %d attempts: %s"
-                               % (part.index, part.start, part.end, ATTEMPTS, problem), "download"))
+            # A short pause before the next attempt, so that a burst of throttling (S3's 503 SlowDown)
+            # or a reset connection can pass; a failure elsewhere ends it at once.
+            if attempt + 1 < ATTEMPTS:
+                with self.cond:
+                    self.cond.wait_for(lambda: self.error is not None, BACKOFF * 2 ** attempt)
+                    if self.error is not None:
+                        return
+        self._fail(StreamError("part %d (bytes %d-%d) could not be fetched after %d attempt%s: %s"
+                               % (part.index, part.start, part.end, attempt + 1, "s" if attempt else "", problem), "download"))
 
     def _fail(self, error):
         with self.cond:
@@ -259,8 +274,10 @@ class RangedFetch(object):
                     self.fed = part.index + 1
                     self.cond.notify_all()
             return total
-        except StreamError as exc:
-            self._fail(exc)
+        except BaseException as exc:
+            # Whatever stopped the feeder must stop the workers too, or they would wait for it forever.
+            self._fail(exc if isinstance(exc, StreamError)
+                       else StreamError("feeding the parts failed: %s: %s" % (type(exc).__name__, exc), "download", total))
             raise
         finally:
             for worker in workers:

@@ -363,18 +363,22 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
                 else:
                     failures.append("part %d: HTTP %d, %d of %d bytes sent%s" % (
                         number, code, sent, len(data), (": " + errors.strip()) if errors.strip() else ""))
+        except Exception as exc:  # a part that was not sent must fail the upload, never vanish
+            with lock:
+                failures.append("part %d: %s: %s" % (number, type(exc).__name__, exc))
         finally:
             slots.release()
 
     tar_cmd = ["tar", "-C", source] + ["--exclude=" + e for e in exclude] + ["-cf", "-", "."]
-    threads = []
+    threads, procs, number = [], [], 0
     tar_err = tempfile.TemporaryFile(dir=config_dir)
     comp_err = tempfile.TemporaryFile(dir=config_dir)
     try:
         tar = subprocess.Popen(tar_cmd, stdout=subprocess.PIPE, stderr=tar_err, stdin=subprocess.DEVNULL)
+        procs.append(tar)
         comp = subprocess.Popen(shlex.split(compressor), stdin=tar.stdout, stdout=subprocess.PIPE, stderr=comp_err)
+        procs.append(comp)
         tar.stdout.close()
-        number = 0
         while True:
             data = _read_part(comp.stdout, int(part_size))
             if not data:
@@ -394,7 +398,11 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
             with os.fdopen(fd, "w") as handle:
                 handle.write(part_config(part_urls[number], timeout=timeout))
             thread = threading.Thread(target=send, args=(number + 1, config_path, data, hashlib.sha256(data).hexdigest()))
-            thread.start()
+            try:
+                thread.start()
+            except BaseException:
+                slots.release()
+                raise
             threads.append(thread)
             number += 1
         if failures:
@@ -408,6 +416,13 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
         comp_err.seek(0)
         messages = (tar_err.read() + comp_err.read()).decode("utf-8", "replace")
     finally:
+        # On any way out: no archiver left running, no part still being sent when its config goes.
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for thread in threads:
+            thread.join()
         tar_err.close()
         comp_err.close()
         shutil.rmtree(config_dir, ignore_errors=True)
@@ -419,7 +434,8 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
         # tar's 1 ("file changed as we read it") fails too: the node is meant to be stopped.
         raise StreamError("archive upload failed (exit codes tar/compressor %s): %s" % (codes, messages.strip()[-2000:]),
                           "upload", total, sha256)
-    if failures or not done:
-        raise StreamError("S3 did not accept every part: %s" % "; ".join(failures)[-2000:], "upload", total, sha256)
     done.sort(key=lambda part: part["part_number"])
+    if failures or not done or [part["part_number"] for part in done] != list(range(1, number + 1)):
+        raise StreamError("S3 did not accept every part (%d of %d accepted): %s"
+                          % (len(done), number, "; ".join(failures)[-2000:]), "upload", total, sha256)
     return {"bytes": total, "sha256": sha256, "parts": done}

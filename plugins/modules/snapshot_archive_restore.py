@@ -32,8 +32,9 @@ description:
     range per part of the manifest (O(parts)) or per 64 MiB, and the parts are fed to the pipeline
     in order. Fetched parts are kept in the staging directory until the restore is verified, so an
     interrupted restore fetches only the parts it is missing (see O(resume)).
-  - A server that ignores byte ranges, or O(connections=0), gives one C(curl) stream into the
-    pipeline, without resume.
+  - A one-byte range request comes first; a server that ignores byte ranges, or O(connections=0),
+    gives one C(curl) stream into the pipeline, without resume. A server whose archive size differs
+    from O(size) or the sum of O(parts) is refused before anything is fetched.
   - The URL is never logged and never in a process's arguments (a presigned URL is a credential);
     it reaches C(curl) through its config on standard input.
 options:
@@ -80,8 +81,8 @@ options:
     default: 60
   size:
     description:
-      - Size of the archive in bytes, from the manifest.
-      - When unset, the server is asked with a one-byte range request.
+      - Size of the archive in bytes, from the manifest; checked against the size the server reports
+        for a one-byte range request.
     type: int
   parts:
     description:
@@ -110,7 +111,9 @@ options:
   resume:
     description:
       - Keep the fetched parts until the restore is verified, so that an interrupted restore
-        fetches only the missing parts. Needs free space for the archive in the staging directory.
+        fetches only the missing parts. Needs free space for the archive in the staging directory;
+        where the file system has less free space than the parts still to fetch plus twice the
+        archive (for the extracted data), the module warns and deletes each part once extracted.
       - V(false) deletes each part once it is extracted; the staging directory then holds about
         2 x O(connections) parts at a time, and an interrupted restore fetches again what it had extracted.
     type: bool
@@ -240,6 +243,21 @@ def chown_tree(root, uid, gid, skip):
                 os.lchown(path, uid, gid)
 
 
+def keep_parts(module, store, size, resume):
+    """Keep the parts for a resume only where they fit beside the extracted data (taken as twice the archive)."""
+    if not resume:
+        return False
+    missing = sum(part.size for part in store.plan if not store.have(part))
+    stat = os.statvfs(store.root)
+    free = stat.f_bavail * stat.f_frsize
+    if free >= missing + 2 * size:
+        return True
+    module.warn("%d bytes free beside the data directory, less than the parts still to fetch (%d) and twice the archive "
+                "(%d) for the extracted data: each part is deleted once extracted, so an interrupted restore starts over"
+                % (free, missing, 2 * size))
+    return False
+
+
 def mismatch(module, fetch, staging, actual, expected, dest, result):
     """Fail on a checksum mismatch; keep only the parts that are proven good."""
     message = "checksum mismatch: the archive's sha256 is %s, the manifest says %s; %s was not touched" % (actual, expected, dest)
@@ -361,15 +379,17 @@ def main():
         fetch = None
         try:
             piped = time.monotonic()
-            if params["connections"] == 0:
-                size = None
-            elif params["parts"]:
-                size = params["size"] or sum(part["size"] for part in params["parts"])
-            else:
-                size = params["size"] or probe_size(params["url"], params["timeout"])
-            if params["connections"] > 0 and size:
+            size = None
+            if params["connections"] > 0:
+                # One small request first: does the server answer byte ranges, and how big is the archive?
+                size = probe_size(params["url"], params["timeout"])
+                listed = params["size"] or (sum(part["size"] for part in params["parts"]) if params["parts"] else None)
+                if size is not None and listed is not None and size != listed:
+                    raise ValueError("the server's archive has %d bytes, the manifest says %d" % (size, listed))
+            if size:
                 store = PartStore(parts_dir, expected, plan_parts(size, params["parts"]))
-                fetch = RangedFetch(params["url"], store, params["connections"], params["timeout"], keep_parts=params["resume"])
+                fetch = RangedFetch(params["url"], store, params["connections"], params["timeout"],
+                                    keep_parts=keep_parts(module, store, size, params["resume"]))
                 result.update(parts=len(store.plan), reused_parts=fetch.reused_parts)
             total, actual = stream_restore(params["url"], params["compression"], tree, keep, params["timeout"],
                                            feed=fetch.feed if fetch else None)

@@ -9,6 +9,7 @@ without a download, and the refusal to overwrite data.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import json
@@ -322,13 +323,14 @@ def test_download_cut_at_60_percent_resumes_fetching_only_the_missing_parts(tmp_
         server.reset()
         result, recap, out = run(tmp_path, **args)
         assert result.returncode == 0, result.stdout
-        # Only the parts that were not complete were fetched again: counted at the server.
-        assert server.served == missing == out["fetched_bytes"] < size
+        # Only the parts that were not complete were fetched again, counted at the server (plus the
+        # one byte of the request that asks whether the server answers ranges).
+        assert server.served - 1 == missing == out["fetched_bytes"] < size
         assert out["reused_parts"] == len(complete) and out["parts"] == len(parts) and out["bytes"] == size
         assert same_tree(source, dest) and not (tmp_path / ".node.restore").exists()
-        assert {rng for _path, rng in server.requests} == {
+        assert sorted(rng for _path, rng in server.requests) == sorted(["bytes=0-0"] + [
             "bytes=%d-%d" % (sum(p["size"] for p in parts[:index]), sum(p["size"] for p in parts[:index + 1]) - 1)
-            for index in range(len(parts)) if index not in complete}
+            for index in range(len(parts)) if index not in complete])
     finally:
         scanning.set()
         scanner.join()
@@ -359,7 +361,7 @@ def test_a_bad_part_is_found_by_its_sha256_and_fetched_again_alone(tmp_path):
         server.reset()
         result, _recap, out = run(tmp_path, **args)
         assert result.returncode == 0, result.stdout
-        assert server.served == parts[2]["size"] == out["fetched_bytes"] and out["reused_parts"] == len(parts) - 1
+        assert server.served - 1 == parts[2]["size"] == out["fetched_bytes"] and out["reused_parts"] == len(parts) - 1
         assert same_tree(source, dest)
     finally:
         server.close()
@@ -394,3 +396,35 @@ def test_without_resume_each_part_is_deleted_once_extracted(served, tmp_path):
     assert out["parts"] == len(parts) > 8 and out["fetched_bytes"] == len(data)
     # Downloads stay within 2 x connections parts of the extraction (plus the one being written).
     assert seen and max(seen) <= 2 * 2 + 2, max(seen)
+
+
+def test_a_server_without_ranges_gets_one_stream_and_a_wrong_size_is_refused(served, tmp_path):
+    """The manifest's size and parts do not make the module trust that the server answers ranges."""
+    class Whole(http.server.SimpleHTTPRequestHandler):  # ignores Range: always 200 and the whole file
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Whole, directory=served["root"]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        archive = os.path.join(served["root"], "a.tar.zst")
+        data = open(archive, "rb").read()
+        parts = [{"size": len(data[at:at + 16384]), "sha256": hashlib.sha256(data[at:at + 16384]).hexdigest()}
+                 for at in range(0, len(data), 16384)]
+        dest = tmp_path / "node"
+        url = "http://127.0.0.1:%d/a.tar.zst" % server.server_address[1]
+        result, _recap, out = run(tmp_path, url=url, sha256=served["sums"]["a.tar.zst"], dest=str(dest),
+                                  size=len(data), parts=parts)
+        assert result.returncode == 0, result.stdout
+        assert out["parts"] == 0 and out["fetched_bytes"] == out["bytes"] == len(data)
+        assert (dest / "regtest" / "chainstate" / "000001.ldb").exists()
+    finally:
+        server.shutdown()
+    # A ranged server whose archive is not the size the manifest gives: refused before any part is fetched.
+    other = tmp_path / "other"
+    served["server"].reset()
+    result, _recap, _out = run(tmp_path, url=served["url"] + "a.tar.zst", sha256=served["sums"]["a.tar.zst"],
+                               dest=str(other), size=len(data) + 1)
+    assert result.returncode != 0
+    assert "the server's archive has %d bytes, the manifest says %d" % (len(data), len(data) + 1) in result.stdout
+    assert not other.exists() and served["server"].requests == [("/a.tar.zst", "bytes=0-0")]

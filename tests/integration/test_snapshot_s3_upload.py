@@ -110,8 +110,8 @@ def test_streamed_upload_completes_tags_and_never_shows_urls(s3, aws_env, data_d
         "url": url, "sha256": up["sha256"], "dest": str(restored), "parts": manifest["archives"][0]["parts"],
         "size": up["bytes"], "connections": 3}, "register": "restored", "no_log": True}
     report = {"ansible.builtin.copy": {"content": "{{ restored | to_json }}", "dest": str(tmp_path / "restored.json"), "mode": "0600"}}
-    result = play(tmp_path, [restore, report], aws_env)
-    assert result.returncode == 0, result.stdout[-4000:]
+    restored_run = play(tmp_path, [restore, report], aws_env)
+    assert restored_run.returncode == 0, restored_run.stdout[-4000:]
     done = json.loads((tmp_path / "restored.json").read_text())
     assert done["parts"] == 3 and done["fetched_bytes"] == up["bytes"]
     assert (restored / "regtest" / "blocks" / "blk00000.dat").read_bytes() == (

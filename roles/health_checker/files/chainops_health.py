@@ -1048,10 +1048,11 @@ class Poller:
             "node_detail": node.detail if node else None, "node_error": node_error,
             "soft_errors": node.soft_errors if node else [], "references": references,
         }
+        # Logged before it is served, so that the journal never lags behind what /health says.
+        self._log_transition(verdict)
         self.snapshot = Snapshot(render_routes(self.cfg, verdict, poll, False),
                                  render_routes(self.cfg, verdict, poll, True),
                                  time.monotonic() + self.cfg["stale_after_s"])
-        self._log_transition(verdict)
         return verdict
 
     def _log_transition(self, verdict):

@@ -155,10 +155,13 @@ class Service:
         after = self.polls() if after is None else after
         _seen, doc = self.wait_status(code)
         verdict = "healthy" if code == 200 else "unhealthy"
-        flips = [poll for state, poll in self.transitions() if state == verdict]
-        assert flips, f"{what}: /health answers {code} but the service logged no change to {verdict}"
-        assert flips[-1] <= after + 2, (
-            f"{what}: the verdict became {verdict} at poll {flips[-1]}; {after} polls had completed when "
+        # The service logs a change before it serves it: the newest logged change is this flip.
+        transitions = self.transitions()
+        assert transitions and transitions[-1][0] == verdict, (
+            f"{what}: /health answers {code} but the last change the service logged is {transitions[-1:]}")
+        flipped = transitions[-1][1]
+        assert flipped <= after + 2, (
+            f"{what}: the verdict became {verdict} at poll {flipped}; {after} polls had completed when "
             f"the change was made, so it was due by poll {after + 2}")
         return doc
 

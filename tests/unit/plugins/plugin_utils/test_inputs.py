@@ -47,7 +47,8 @@ DATADOG = {
 }
 RESTORE = {
     "snapshot_restore_source": "ebs", "snapshot_restore_manifest_url": "", "snapshot_restore_presign_expiry": 3600,
-    "snapshot_restore_download_timeout": 60, "snapshot_restore_connections": 8, "snapshot_restore_ebs_initialize_iodepth": 32, "snapshot_restore_wait_timeout": 600, "snapshot_restore_packages": ["tar", "zstd"],
+    "snapshot_restore_download_timeout": 60, "snapshot_restore_connections": 8, "snapshot_restore_ebs_initialize_iodepth": 32,
+    "snapshot_restore_wait_timeout": 600, "snapshot_restore_packages": ["tar", "zstd"],
     "snapshot_restore_ebs_instance_id": "i-0123456789abcdef0", "snapshot_restore_ebs_availability_zone": "us-east-1a",
     "snapshot_restore_ebs_device_name": "/dev/sdg", "snapshot_restore_ebs_keep_dir": "/var/lib/chainops/snapshot-restore/keep",
     "snapshot_restore_ebs_tags": {}, "snapshot_restore_ebs_device_timeout": 120,
