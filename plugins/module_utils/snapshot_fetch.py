@@ -38,6 +38,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.snapshot_archiv
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_stream import (
     StreamError,
     curl_quote,
+    get_config,
     redact,
 )
 
@@ -79,30 +80,24 @@ def plan_parts(size=None, parts=None, range_size=DEFAULT_RANGE):
 
 
 def range_config(url, part, output, timeout):
-    """curl's config for one part: the URL stays out of argv (a presigned URL is a credential)."""
-    return "\n".join([
-        "url = %s" % curl_quote(url),
-        "fail", "silent", "show-error", "location",
-        'proto = "=http,https"',
+    """curl's config for one part."""
+    return get_config(
+        url, timeout,
         "range = %d-%d" % (part.start, part.end),
         # A server that ignores the range announces the whole archive: curl stops before writing it.
         "max-filesize = %d" % part.size,
         "output = %s" % curl_quote(output),
-        "connect-timeout = %d" % timeout,
-        "speed-limit = 1", "speed-time = %d" % timeout,
-        'write-out = "%{http_code} %{size_download}"',
-    ]) + "\n"
+        'write-out = "%{http_code} %{size_download}"')
 
 
 def probe_size(url, timeout=60):
     """The archive's size from a one-byte range request, or None when the server ignores ranges."""
-    config = "\n".join([
-        "url = %s" % curl_quote(url), "fail", "silent", "show-error", "location", 'proto = "=http,https"',
-        "range = 0-0", "output = /dev/null", "connect-timeout = %d" % timeout, "max-time = %d" % (2 * timeout),
+    config = get_config(
+        url, timeout,
+        "range = 0-0", "output = /dev/null", "max-time = %d" % (2 * timeout),
         # A server that ignores the range sends the whole archive: stop at its headers (exit 63).
         "max-filesize = 1",
-        'write-out = "%{http_code} %header{content-range}"',
-    ]) + "\n"
+        'write-out = "%{http_code} %header{content-range}"')
     proc = subprocess.run(["curl", "--config", "-"], input=config.encode(), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, check=False)
     if proc.returncode == CURL_TOO_LARGE:
@@ -171,7 +166,7 @@ class RangedFetch(object):
 
     ``feed(fd)`` is what snapshot_stream.stream_restore calls: it returns the bytes fed, or raises
     StreamError (stage ``download`` when a part could not be fetched, ``extract`` when the pipeline
-    stopped reading). Counters for the result: ``fetched_bytes``, ``fetched_parts``, ``reused_parts``.
+    stopped reading). Counters for the result: ``fetched_bytes``, ``reused_parts``.
     """
 
     def __init__(self, url, store, connections=8, timeout=60, window=None, keep_parts=True):
@@ -181,7 +176,7 @@ class RangedFetch(object):
         self.keep_parts = keep_parts
         self.ready = set(part.index for part in store.plan if store.have(part))
         self.reused_parts = len(self.ready)
-        self.fetched_bytes = self.fetched_parts = 0
+        self.fetched_bytes = 0
         self.missing = collections.deque(part for part in store.plan if part.index not in self.ready)
         self.fed = 0  # parts fed so far; downloads stay within `window` parts of it
         self.error = None
@@ -217,7 +212,6 @@ class RangedFetch(object):
                 os.rename(tmp, self.store.path(part))
                 with self.cond:
                     self.fetched_bytes += part.size
-                    self.fetched_parts += 1
                     self.ready.add(part.index)
                     self.cond.notify_all()
                 return

@@ -173,16 +173,24 @@ def restore_script(compression, dest, exclude, hash_fd, fetch=True):
     return "set -o pipefail\n%s\necho \"${PIPESTATUS[*]}\"\n" % " | ".join(stages)
 
 
-def restore_config(url, timeout):
-    # --speed-time/--speed-limit: give up after `timeout` seconds without data, like a socket timeout.
+def get_config(url, timeout, *options):
+    """curl's config for a GET of ``url`` (the URL stays out of argv: a presigned URL is a credential).
+
+    Fails on HTTP errors, follows redirects over HTTP(S) only, and gives up after ``timeout``
+    seconds without a connection or without data (--speed-time/--speed-limit, like a socket
+    timeout); ``options`` are further config lines.
+    """
     return "\n".join([
         "url = %s" % curl_quote(url),
         "fail", "silent", "show-error", "location",
         'proto = "=http,https"',
         "connect-timeout = %d" % timeout,
         "speed-limit = 1", "speed-time = %d" % timeout,
-        'write-out = "%%{stderr}%s %%{size_download}\\n"' % BYTES_TAG,
-    ]) + "\n"
+    ] + list(options)) + "\n"
+
+
+def restore_config(url, timeout):
+    return get_config(url, timeout, 'write-out = "%%{stderr}%s %%{size_download}\\n"' % BYTES_TAG)
 
 
 def _bytes_from(stderr):
@@ -191,8 +199,8 @@ def _bytes_from(stderr):
     return (int(found[-1]) if found else 0), rest
 
 
-def require_tools(compression, fetch=True):
-    for tool in (("curl",) if fetch else ()) + ("tar",) + ((DECOMPRESSORS[compression].split()[0],) if DECOMPRESSORS[compression] else ()):
+def require_tools(*tools):
+    for tool in tools:
         if not shutil.which(tool):
             raise StreamError("%s is needed on the host and was not found" % tool, "setup")
 
@@ -210,7 +218,7 @@ def stream_restore(url, compression, dest, exclude=(), timeout=60, feed=None):
     mismatch.
     """
     fetch = feed is None
-    require_tools(compression, fetch)
+    require_tools(*(["curl"] if fetch else []) + ["tar"] + (DECOMPRESSORS[compression] or "").split()[:1])
     read_fd, write_fd = os.pipe()
     feed_read = feed_write = None
     try:
@@ -344,9 +352,7 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
     Memory: at most ``connections`` + 1 parts. Returns dict(bytes, sha256,
     parts=[{part_number, etag, bytes, sha256}]). Raises StreamError.
     """
-    for tool in ("curl", "tar", compressor.split()[0]):
-        if not shutil.which(tool):
-            raise StreamError("%s is needed on the host and was not found" % tool, "setup")
+    require_tools("curl", "tar", compressor.split()[0])
     connections = max(1, int(connections))
     config_dir = tempfile.mkdtemp(prefix=".upload-", dir=work_dir)  # 0700
     whole = hashlib.sha256()

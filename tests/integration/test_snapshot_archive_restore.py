@@ -272,9 +272,13 @@ def archive_with_parts(root, name, part_size):
         subprocess.run(["zstd", "-q", "-c"], stdin=tar.stdout, stdout=out, check=True)
     assert tar.wait() == 0
     data = (root / name).read_bytes()
-    parts = [{"size": len(data[at:at + part_size]), "sha256": hashlib.sha256(data[at:at + part_size]).hexdigest()}
-             for at in range(0, len(data), part_size)]
-    return source, hashlib.sha256(data).hexdigest(), parts
+    return source, hashlib.sha256(data).hexdigest(), parts_of(data, part_size)
+
+
+def parts_of(data, part_size):
+    """The archive's parts as the upload lists them in the manifest (size, sha256)."""
+    return [{"size": len(data[at:at + part_size]), "sha256": hashlib.sha256(data[at:at + part_size]).hexdigest()}
+            for at in range(0, len(data), part_size)]
 
 
 def same_tree(left, right):
@@ -381,9 +385,7 @@ def test_without_resume_each_part_is_deleted_once_extracted(served, tmp_path):
 
     archive = os.path.join(served["root"], "a.tar.zst")
     data = open(archive, "rb").read()
-    step = 16 * 1024
-    parts = [{"size": len(data[at:at + step]), "sha256": hashlib.sha256(data[at:at + step]).hexdigest()}
-             for at in range(0, len(data), step)]
+    parts = parts_of(data, 16 * 1024)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
@@ -409,8 +411,7 @@ def test_a_server_without_ranges_gets_one_stream_and_a_wrong_size_is_refused(ser
     try:
         archive = os.path.join(served["root"], "a.tar.zst")
         data = open(archive, "rb").read()
-        parts = [{"size": len(data[at:at + 16384]), "sha256": hashlib.sha256(data[at:at + 16384]).hexdigest()}
-                 for at in range(0, len(data), 16384)]
+        parts = parts_of(data, 16 * 1024)
         dest = tmp_path / "node"
         url = "http://127.0.0.1:%d/a.tar.zst" % server.server_address[1]
         result, _recap, out = run(tmp_path, url=url, sha256=served["sums"]["a.tar.zst"], dest=str(dest),

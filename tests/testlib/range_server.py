@@ -34,6 +34,13 @@ class RangeServer:
             def log_message(self, *args):
                 pass
 
+            def _object_headers(self, stat, length):
+                self.send_header("Content-Length", str(length))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", '"%x-%x"' % (stat.st_ino, int(stat.st_mtime)))
+                self.send_header("Last-Modified", self.date_time_string(int(stat.st_mtime)))
+                self.end_headers()
+
             def do_HEAD(self):  # noqa: N802 - http.server's name
                 # What an S3 client (awscli, path-style /bucket/key) asks before a ranged download.
                 path = server.root / self.path.split("?", 1)[0].lstrip("/")
@@ -42,11 +49,7 @@ class RangeServer:
                     return
                 stat = path.stat()
                 self.send_response(200)
-                self.send_header("Content-Length", str(stat.st_size))
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", '"%x-%x"' % (stat.st_ino, int(stat.st_mtime)))
-                self.send_header("Last-Modified", self.date_time_string(int(stat.st_mtime)))
-                self.end_headers()
+                self._object_headers(stat, stat.st_size)
 
             def do_GET(self):  # noqa: N802 - http.server's name
                 path = server.root / self.path.split("?", 1)[0].lstrip("/")
@@ -55,7 +58,8 @@ class RangeServer:
                 if not path.is_file():
                     self.send_error(404)
                     return
-                size = path.stat().st_size
+                stat = path.stat()
+                size = stat.st_size
                 start, end = 0, size - 1
                 match = re.match(r"^bytes=(\d+)-(\d*)$", self.headers.get("Range") or "")
                 if match:
@@ -68,12 +72,7 @@ class RangeServer:
                     self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
                 else:
                     self.send_response(200)
-                stat = path.stat()
-                self.send_header("Content-Length", str(end - start + 1))
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", '"%x-%x"' % (stat.st_ino, int(stat.st_mtime)))
-                self.send_header("Last-Modified", self.date_time_string(int(stat.st_mtime)))
-                self.end_headers()
+                self._object_headers(stat, end - start + 1)
                 self.wfile.flush()
                 server._send(self.connection, path, start, end - start + 1)
 
