@@ -5,13 +5,17 @@ power cut) before moto records it stopped, and StartInstances starts the contain
 Without this, a fence through the EC2 API (chainops.validator.signer_fence) would only change moto's
 records while the old signer's container went on running, and the lab could not show that a fenced
 signer really stops. Instances are matched by their tags: Lab=<LAB_NAME>, Name=<host>, container
-<LAB_NAME>-<host>. Usage: python3 ec2_power.py [moto_server options]."""
+<LAB_NAME>-<host>. S3 object writes are made atomic as S3's are (tests/testlib/moto_atomic_s3.py): the
+signer lease relies on that. Usage: python3 ec2_power.py [moto_server options]."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from moto import server
 from moto.ec2.models import EC2Backend
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "testlib"))
+import moto_atomic_s3  # noqa: E402
 
 LAB_NAME = os.environ["LAB_NAME"]
 
@@ -41,4 +45,4 @@ EC2Backend.stop_instances = with_power(EC2Backend.stop_instances, "kill")
 EC2Backend.start_instances = with_power(EC2Backend.start_instances, "start")
 
 if __name__ == "__main__":
-    server.main(sys.argv[1:])
+    moto_atomic_s3.main(sys.argv[1:])

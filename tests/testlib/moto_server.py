@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -45,11 +44,10 @@ def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
     raise RuntimeError(f"{url} did not answer within {timeout}s: {last_error}")
 
 
-def moto_executable() -> str:
-    # The one installed next to this interpreter first: it matches the boto3 the tests use, and the
-    # venv need not be on PATH (.venv/bin/python -m pytest, .venv/bin/python bench.py).
-    local = Path(sys.executable).parent / "moto_server"
-    return str(local) if local.exists() else (shutil.which("moto_server") or "moto_server")
+def moto_command() -> list[str]:
+    """``moto_server`` with atomic object writes (moto_atomic_s3.py), run by this interpreter: it has
+    the moto and boto3 the tests use, and the venv need not be on PATH (.venv/bin/python -m pytest)."""
+    return [sys.executable, str(Path(__file__).with_name("moto_atomic_s3.py"))]
 
 
 def base_amis_file(directory: Path) -> Path | None:
@@ -81,9 +79,10 @@ def bind_error(host: str, port: int) -> OSError | None:
 
 
 class MotoServer:
-    """``moto_server -H <host> -p <free port>`` as a child process; ``url`` is its endpoint."""
+    """``moto_server -H <host> -p <free port>`` (moto_atomic_s3.py) as a child process; ``url`` is its endpoint."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, timeout: float = 60.0):
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, timeout: float = 60.0, command: list[str] | None = None):
+        self.command = command or moto_command()
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -107,7 +106,7 @@ class MotoServer:
         if amis is not None:
             env["MOTO_AMIS_PATH"] = str(amis)
         self.proc = subprocess.Popen(
-            [moto_executable(), "-H", self.host, "-p", str(self.port)],
+            [*self.command, "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
