@@ -17,6 +17,7 @@ CHECKS = {
     "wireguard_sentry": role_inputs.wireguard_sentry_problems,
     "datadog_agent": role_inputs.datadog_agent_problems,
     "snapshot_restore": role_inputs.snapshot_restore_problems,
+    "snapshot": role_inputs.snapshot_problems,
 }
 
 

@@ -187,6 +187,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.chainops.validator.plugins.module_utils.s3_document import read_document, write_if_unchanged
 from ansible_collections.chainops.validator.plugins.module_utils.signer_lease import (
     LeaseError,
     LeaseRefused,
@@ -197,36 +198,18 @@ from ansible_collections.chainops.validator.plugins.module_utils.signer_lease im
     verify,
 )
 
-CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
-
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
-
-
 class Conflict(Exception):
     """Someone wrote the lease between our read and our write."""
 
 
 def read_lease(s3, bucket, key, cluster):
-    try:
-        got = s3.get_object(Bucket=bucket, Key=key)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
-            return None, None
-        raise
-    return parse_lease(got["Body"].read().decode("utf-8"), cluster), got["ETag"]
+    text, etag = read_document(s3, bucket, key)
+    return (None, None) if text is None else (parse_lease(text, cluster), etag)
 
 
 def write_lease(s3, bucket, key, document, etag):
-    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-    body = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json", **condition)
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) in CONFLICT_CODES:
-            raise Conflict(str(exc))
-        raise
+    if not write_if_unchanged(s3, bucket, key, json.dumps(document, indent=2, sort_keys=True) + "\n", etag):
+        raise Conflict()
 
 
 def run(module, s3, params, now):

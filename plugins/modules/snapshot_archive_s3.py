@@ -29,18 +29,21 @@ description:
     manifest's ETag, C(If-None-Match=*) when it does not exist yet - redone on the new manifest when
     another run wrote in between (up to O(attempts) times); then deletes the objects of the
     archives it dropped.
+  - O(operation=manifest_read) reads the manifest, the reader both taking and restoring use, and
+    returns its archives, validated as a document (a malformed entry is kept, to be rejected with its
+    problems when an archive is picked), and whether it exists yet. It changes nothing, in check mode too.
 options:
   operation:
     description: What to do.
     type: str
     required: true
-    choices: [multipart_start, multipart_complete, multipart_abort, manifest_update]
+    choices: [multipart_start, multipart_complete, multipart_abort, manifest_update, manifest_read]
   bucket:
     description: S3 bucket.
     type: str
     required: true
   key:
-    description: Object key of the archive (multipart operations) or of the manifest (O(operation=manifest_update)).
+    description: Object key of the archive (multipart operations) or of the manifest (O(operation=manifest_update), O(operation=manifest_read)).
     type: str
     required: true
   data_size:
@@ -111,6 +114,14 @@ EXAMPLES = r"""
   no_log: true
   register: upload
 
+- name: Read the manifest
+  chainops.validator.snapshot_archive_s3:
+    operation: manifest_read
+    bucket: my-snapshots
+    key: chainops/snapshots/manifest.json
+  delegate_to: localhost
+  register: manifest
+
 - name: Add the archive to the manifest (concurrent runs lose nothing)
   chainops.validator.snapshot_archive_s3:
     operation: manifest_update
@@ -140,9 +151,15 @@ etag:
   returned: operation is multipart_complete
   type: str
 manifest:
-  description: The manifest as written.
-  returned: operation is manifest_update
+  description:
+    - The manifest as written (O(operation=manifest_update)) or as read (O(operation=manifest_read),
+      with format 1 and no archives when it does not exist yet).
+  returned: operation is manifest_update or manifest_read
   type: dict
+exists:
+  description: Whether the manifest object exists.
+  returned: operation is manifest_read
+  type: bool
 pruned:
   description: Entries dropped from the manifest (their objects deleted when O(delete_pruned=true)).
   returned: operation is manifest_update
@@ -159,6 +176,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -169,6 +187,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.snapshot_archiv
     manifest_pruned,
     parse_manifest,
 )
+from ansible_collections.chainops.validator.plugins.module_utils.s3_document import read_document, write_if_unchanged
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_stream import upload_bound
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_s3 import (
     ManifestConflict,
@@ -181,10 +200,6 @@ REQUIRED = {
     "multipart_complete": ["upload_id", "parts"],
     "multipart_abort": ["upload_id"],
 }
-
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
 
 
 def multipart_start(module, s3, params):
@@ -226,11 +241,18 @@ def multipart_abort(module, s3, params):
         module.exit_json(changed=True, upload_id=params["upload_id"])
     try:
         s3.abort_multipart_upload(Bucket=params["bucket"], Key=params["key"], UploadId=params["upload_id"])
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) != "NoSuchUpload":
-            raise
+    except is_boto3_error_code("NoSuchUpload"):
         module.exit_json(changed=False, upload_id=params["upload_id"], msg="the upload was already gone")
     module.exit_json(changed=True, upload_id=params["upload_id"])
+
+
+def manifest_read(module, s3, params):
+    text, etag = read_document(s3, params["bucket"], params["key"])
+    try:
+        archives = parse_manifest(text or "", "manifest s3://%s/%s" % (params["bucket"], params["key"]))
+    except ArchiveError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, manifest={"format": 1, "archives": archives}, exists=etag is not None)
 
 
 def manifest_update(module, s3, params):
@@ -241,13 +263,7 @@ def manifest_update(module, s3, params):
         module.fail_json(msg="keep must be at least 1, got %d" % params["keep"])
 
     def read():
-        try:
-            got = s3.get_object(Bucket=bucket, Key=key)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
-                return None, None
-            raise
-        return got["Body"].read().decode("utf-8"), got["ETag"]
+        return read_document(s3, bucket, key)
 
     def change(text):
         before = {"format": 1, "archives": parse_manifest(text or "")}
@@ -259,17 +275,9 @@ def manifest_update(module, s3, params):
         return document, manifest_pruned(before, document)
 
     def write(body, etag):
-        if module.check_mode:
-            return
         # The lock: S3 refuses the write when the manifest is no longer the one read.
-        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        try:
-            s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json", **condition)
-        except botocore.exceptions.ClientError as exc:
-            # 412 PreconditionFailed; 409 ConditionalRequestConflict when two writes race on S3's side.
-            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
-                raise ManifestConflict(str(exc))
-            raise
+        if not module.check_mode and not write_if_unchanged(s3, bucket, key, body, etag):
+            raise ManifestConflict("another run wrote the manifest in between")
 
     try:
         document, pruned, attempts = conditional_update(read, write, change, params["attempts"])
@@ -286,7 +294,8 @@ def manifest_update(module, s3, params):
 
 def main():
     argument_spec = dict(
-        operation=dict(type="str", required=True, choices=["multipart_start", "multipart_complete", "multipart_abort", "manifest_update"]),
+        operation=dict(type="str", required=True,
+                       choices=["multipart_start", "multipart_complete", "multipart_abort", "manifest_update", "manifest_read"]),
         bucket=dict(type="str", required=True),
         key=dict(type="str", required=True, no_log=False),
         data_size=dict(type="int"),
@@ -315,7 +324,7 @@ def main():
         module.fail_json(msg="min_part_size must be at least 5 MiB (S3's smallest part), got %d" % params["min_part_size"])
     s3 = module.client("s3", retry_decorator=AWSRetry.jittered_backoff(retries=10))
     operation = {"multipart_start": multipart_start, "multipart_complete": multipart_complete,
-                 "multipart_abort": multipart_abort, "manifest_update": manifest_update}[params["operation"]]
+                 "multipart_abort": multipart_abort, "manifest_update": manifest_update, "manifest_read": manifest_read}[params["operation"]]
     try:
         operation(module, s3, params)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.chainops.validator.plugins.module_utils.ebs_volume import volume_problems
 from ansible_collections.chainops.validator.plugins.plugin_utils.inputs import Problems, as_int
 from ansible_collections.chainops.validator.plugins.plugin_utils.recovery_code import recovery_code_problem
 
@@ -393,4 +394,61 @@ def snapshot_restore_problems(values):
         else:
             p.add("snapshot_restore_ebs_tags", tags, "must be a mapping of tag keys to values")
         p.integer("snapshot_restore_ebs_device_timeout", values["snapshot_restore_ebs_device_timeout"], 1, 3600)
+        sized = ("snapshot_restore_ebs_volume_size", "snapshot_restore_ebs_iops", "snapshot_restore_ebs_throughput",
+                 "snapshot_restore_ebs_initialization_rate")
+        numbers = {name: as_int(values[name]) for name in sized}
+        volume_type = values["snapshot_restore_ebs_volume_type"]
+        if None not in numbers.values():
+            for problem in volume_problems(volume_type, numbers["snapshot_restore_ebs_volume_size"] or None,
+                                           numbers["snapshot_restore_ebs_iops"] if volume_type in ("gp3", "io1", "io2") else None,
+                                           numbers["snapshot_restore_ebs_throughput"] if volume_type == "gp3" else None,
+                                           numbers["snapshot_restore_ebs_initialization_rate"]):
+                name = "snapshot_restore_ebs_" + {"size": "volume_size"}.get(problem[0], problem[0])
+                p.add(name, values[name], problem[1])
+        else:
+            for name, number in numbers.items():
+                if number is None:
+                    p.add(name, values[name], "must be an integer")
+    return p.items
+
+
+def _s3_key(p, name, value):
+    """An S3 key or key prefix written by the role: one line, not empty, no leading or trailing '/'."""
+    if p.single_line(name, value) and (value.startswith("/") or value.endswith("/")):
+        p.add(name, value, "an S3 key has no leading or trailing '/'")
+
+
+def snapshot_problems(values):
+    """The snapshot role's inputs for what runs: ``snapshot_mode`` is the entry point (archive, ebs or verify)."""
+    p = Problems()
+    action = values["snapshot_mode"]
+    if action in ("archive", "verify"):
+        if not S3_BUCKET.match(str(values["snapshot_s3_bucket"] or "")):
+            p.add("snapshot_s3_bucket", values["snapshot_s3_bucket"], "must name the S3 bucket of the archives (%s needs it)" % action)
+        _s3_key(p, "snapshot_s3_manifest_key", values["snapshot_s3_manifest_key"])
+        if values["snapshot_work_dir"]:
+            p.dedicated_directory("snapshot_work_dir", values["snapshot_work_dir"])
+    if values["snapshot_aws_endpoint_url"]:
+        p.url("snapshot_aws_endpoint_url", values["snapshot_aws_endpoint_url"])
+    if action in ("archive", "ebs") and values["snapshot_block_height"] not in ("", None):
+        p.integer("snapshot_block_height", values["snapshot_block_height"], 0)
+    if action == "archive":
+        _s3_key(p, "snapshot_s3_prefix", values["snapshot_s3_prefix"])
+        p.integer("snapshot_zstd_level", values["snapshot_zstd_level"], 1, 19)
+        p.integer("snapshot_keep", values["snapshot_keep"], 1, 1000)
+        p.string_list("snapshot_exclude", values["snapshot_exclude"])
+        p.integer("snapshot_part_size", values["snapshot_part_size"], 5 * 1024 * 1024, 5 * 1024 * 1024 * 1024)
+        p.integer("snapshot_upload_connections", values["snapshot_upload_connections"], 1, 64)
+        p.integer("snapshot_presign_expiry", values["snapshot_presign_expiry"], 60, 604800)
+    elif action == "ebs":
+        if not re.match(r"^vol-[0-9a-f]{8,17}$", str(values["snapshot_ebs_volume_id"] or "")):
+            p.add("snapshot_ebs_volume_id", values["snapshot_ebs_volume_id"], "must name the node's data volume (vol-...): ebs needs it")
+        p.integer("snapshot_ebs_keep_last", values["snapshot_ebs_keep_last"], 1, 1000)
+        if values["snapshot_ebs_max_age"] and not re.match(r"^[0-9]+[smhdw]$", str(values["snapshot_ebs_max_age"])):
+            p.add("snapshot_ebs_max_age", values["snapshot_ebs_max_age"], "a number with a unit s, m, h, d or w (e.g. 30d), or empty")
+        if values["snapshot_ebs_data_format"]:
+            p.single_line("snapshot_ebs_data_format", values["snapshot_ebs_data_format"])
+    elif action == "verify":
+        p.port("snapshot_verify_rpc_port", values["snapshot_verify_rpc_port"])
+        p.integer("snapshot_verify_timeout", values["snapshot_verify_timeout"], 1, 86400)
     return p.items

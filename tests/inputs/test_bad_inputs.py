@@ -116,6 +116,10 @@ ROLE_CASES = [
      "snapshot_restore_ebs_keep_dir: '/etc' is not valid: is a system directory"),
     ("the data volume's device name", "snapshot_restore", dict(RESTORE, snapshot_restore_ebs_device_name="/dev/sdf"),
      "snapshot_restore_ebs_device_name: '/dev/sdf' is not valid"),
+    ("an archive to a bucket that cannot exist", "snapshot", dict(NODE, snapshot_s3_bucket="My_Snapshots"),
+     "snapshot (archive): snapshot_s3_bucket: 'My_Snapshots' is not valid: must name the S3 bucket of the archives"),
+    ("parts below S3's smallest", "snapshot", dict(NODE, snapshot_s3_bucket="ltc-snapshots", snapshot_part_size=1048576),
+     "snapshot_part_size: 1048576 is not valid: must be an integer from 5242880 to 5368709120"),
 ]
 
 
@@ -235,6 +239,9 @@ PLAYBOOK_CASES = [
      "chainops_site_min_healthy_sentries must be a whole number of at least 1, got 0"),
     ("an upgrade to a path", "rolling_upgrade.yml", ["-e", "node_version=../../bin"],
      "rolling_upgrade: node_version \"../../bin\" is not a version"),
+    # The node keeps running: nothing is stopped before the inputs are checked.
+    ("an EBS snapshot without its volume", "snapshot.yml", ["-e", "snapshot_mode=ebs", "-e", "snapshot_hosts=target"],
+     "snapshot (ebs): snapshot_ebs_volume_id: '' is not valid: must name the node's data volume (vol-...)"),
 ]
 
 

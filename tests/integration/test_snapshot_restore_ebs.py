@@ -134,8 +134,13 @@ def test_ebs_restore_blank_volume_gets_a_file_system(aws_env, tmp_path, loop_dev
     ec2, instance, _best, _older = setup_aws(aws_env)
     device = loop_device(None)
     (tmp_path / "by-id").mkdir()
-    result = restore_with_udev(tmp_path, aws_env, ec2, instance, device)
+    result = restore_with_udev(tmp_path, aws_env, ec2, instance, device, snapshot_restore_ebs_initialization_rate=300,
+                               snapshot_restore_ebs_iops=8000, snapshot_restore_ebs_throughput=2000)
     assert task_status(result.stdout, "Create a file system on the blank device") == "changed"
+    # The rate's completion time, from the snapshot's 20 GiB: 20480 MiB / 300 MiB/s = 68.3 s.
+    assert "initialized from the snapshot at 300 MiB/s: 20480 MiB in about 69 s, done by 20" in result.stdout, result.stdout[-3000:]
+    volume = ec2.describe_volumes(Filters=[{"Name": "tag:chainops:restored-for", "Values": [instance]}])["Volumes"][0]
+    assert (volume["Iops"], volume["Throughput"]) == (8000, 2000)  # above the old 16,000-IOPS-era caps of 1,000 MiB/s
     assert "TYPE=ext4" in subprocess.run(["blkid", "-o", "export", device], capture_output=True, text=True, check=False).stdout
     assert subprocess.run(["findmnt", "-n", "-o", "FSTYPE", str(tmp_path / "mnt")], capture_output=True, text=True, check=False).stdout.strip() == "ext4"
 

@@ -167,3 +167,29 @@ def test_concurrent_manifest_updates_lose_nothing(s3, aws_env, tmp_path):
     assert sorted(a["name"] for a in manifest["archives"]) == hosts
     attempts = [int((tmp_path / ("attempts-" + h)).read_text()) for h in hosts]
     print("manifest update attempts per host:", attempts)
+
+
+def test_manifest_read_before_and_after_the_first_archive_and_of_a_broken_manifest(s3, aws_env, tmp_path):
+    read = dict(s3_task(operation="manifest_read", key=MANIFEST), register="read")
+    report = {"ansible.builtin.copy": {"content": "{{ read | to_json }}", "dest": str(tmp_path / "read.json"), "mode": "0600"},
+              "check_mode": False}
+
+    def manifest_read(*args):
+        (tmp_path / "read.json").unlink(missing_ok=True)
+        result = play(tmp_path, [read, report], aws_env, *args)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return json.loads((tmp_path / "read.json").read_text())
+
+    for args in ((), ("--check",)):
+        first = manifest_read(*args)
+        assert (first["exists"], first["manifest"], first["changed"]) == (False, {"format": 1, "archives": []}, False)
+    play(tmp_path, [s3_task(operation="manifest_update", key=MANIFEST, add=entry("a", 5), keep=3)], aws_env)
+    listed = manifest_read("--check")
+    assert listed["exists"] and [a["name"] for a in listed["manifest"]["archives"]] == ["a"] and not listed["changed"]
+    # A malformed entry is kept for the selection to reject; a document that is not a manifest fails, named.
+    s3.put_object(Bucket=BUCKET, Key=MANIFEST, Body=json.dumps({"format": 1, "archives": [{"name": "half"}]}).encode())
+    assert manifest_read()["manifest"]["archives"] == [{"name": "half"}]
+    s3.put_object(Bucket=BUCKET, Key=MANIFEST, Body=b"<html>not json</html>")
+    result = play(tmp_path, [read], aws_env)
+    assert result.returncode != 0
+    assert "manifest s3://%s/%s is not valid JSON" % (BUCKET, MANIFEST) in result.stdout, result.stdout[-3000:]

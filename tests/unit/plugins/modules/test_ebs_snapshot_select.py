@@ -114,6 +114,7 @@ class MotoProxy:
             self.volumes = {}  # volume id -> {xml field: value}
             self.hidden_images = set()
             self.apply_status_filter = True
+            self.fast_restores = {}  # (snapshot id, zone) -> state; DescribeFastSnapshotRestores is answered from here
 
     def overlay_snapshot(self, snapshot_id, state=None, progress=None, start_time=None):
         fields = {}
@@ -134,6 +135,8 @@ class MotoProxy:
         with self.lock:
             self.actions[action] += 1
             self.requests.append((action, pairs))
+        if action == "DescribeFastSnapshotRestores":  # moto does not implement fast snapshot restore
+            return 200, [("Content-Type", "text/xml")], self._fast_restores(pairs)
         overlays = {"DescribeSnapshots": ("snapshotSet", "snapshotId", self.snapshots),
                     "DescribeVolumes": ("volumeSet", "volumeId", self.volumes)}.get(action)
         status_values = None
@@ -171,6 +174,26 @@ class MotoProxy:
             status = item.findtext("{%s}status" % EC2_NS)
             if status_values is not None and self.apply_status_filter and status not in status_values:
                 item_set.remove(item)
+        return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    def _fast_restores(self, pairs):
+        """DescribeFastSnapshotRestores as EC2 answers it, filtered by the request's snapshot-id and availability-zone."""
+        filters = {}
+        for key, value in pairs:
+            parts = key.split(".")
+            if parts[0] == "Filter" and parts[-1] == "Name":
+                filters.setdefault(parts[1], {})["name"] = value
+            elif parts[0] == "Filter" and parts[2] == "Value":
+                filters.setdefault(parts[1], {}).setdefault("values", []).append(value)
+        wanted = {f["name"]: f.get("values", []) for f in filters.values()}
+        root = ET.Element("{%s}DescribeFastSnapshotRestoresResponse" % EC2_NS)
+        ET.SubElement(root, "{%s}requestId" % EC2_NS).text = "fast-restores"
+        found = ET.SubElement(root, "{%s}fastSnapshotRestoreSet" % EC2_NS)
+        for (snapshot_id, zone), state in sorted(self.fast_restores.items()):
+            if snapshot_id in wanted.get("snapshot-id", [snapshot_id]) and zone in wanted.get("availability-zone", [zone]):
+                item = ET.SubElement(found, "{%s}item" % EC2_NS)
+                for field, value in (("snapshotId", snapshot_id), ("availabilityZone", zone), ("state", state), ("ownerId", ACCOUNT)):
+                    ET.SubElement(item, "{%s}%s" % (EC2_NS, field)).text = value
         return ET.tostring(root, xml_declaration=True, encoding="utf-8")
 
     def _hide_images(self, payload):

@@ -9,6 +9,7 @@ from ansible_collections.chainops.validator.plugins.plugin_utils.role_inputs imp
     failover_problems,
     health_checker_problems,
     node_problems,
+    snapshot_problems,
     snapshot_restore_problems,
     wireguard_sentry_problems,
 )
@@ -51,7 +52,9 @@ RESTORE = {
     "snapshot_restore_wait_timeout": 600, "snapshot_restore_packages": ["tar", "zstd"],
     "snapshot_restore_ebs_instance_id": "i-0123456789abcdef0", "snapshot_restore_ebs_availability_zone": "us-east-1a",
     "snapshot_restore_ebs_device_name": "/dev/sdg", "snapshot_restore_ebs_keep_dir": "/var/lib/chainops/snapshot-restore/keep",
-    "snapshot_restore_ebs_tags": {}, "snapshot_restore_ebs_device_timeout": 120,
+    "snapshot_restore_ebs_tags": {}, "snapshot_restore_ebs_device_timeout": 120, "snapshot_restore_ebs_volume_type": "gp3",
+    "snapshot_restore_ebs_volume_size": 0, "snapshot_restore_ebs_iops": 3000, "snapshot_restore_ebs_throughput": 125,
+    "snapshot_restore_ebs_initialization_rate": 0,
 }
 
 
@@ -214,9 +217,75 @@ def test_datadog_valid_edges():
     ({"snapshot_restore_connections": -1}, "snapshot_restore_connections: -1 is not valid"),
     ({"snapshot_restore_ebs_initialize_iodepth": 0}, "snapshot_restore_ebs_initialize_iodepth: 0 is not valid"),
     ({"snapshot_restore_ebs_tags": {"chainops:restored-for": "x"}}, "snapshot_restore_ebs_tags: 'chainops:restored-for' is not valid"),
+    # AWS's current EBS limits: gp3 2,000 MiB/s needs 8,000 IOPS; 80,000 IOPS; initialization 100-300 MiB/s.
+    ({"snapshot_restore_ebs_throughput": 2001, "snapshot_restore_ebs_iops": 80000},
+     "snapshot_restore_ebs_throughput: 2001 is not valid: for gp3 must be from 125 to 2000 MiB/s"),
+    ({"snapshot_restore_ebs_throughput": 2000}, "snapshot_restore_ebs_throughput: 2000 is not valid: 2000 MiB/s needs at least 8000 IOPS"),
+    ({"snapshot_restore_ebs_iops": 90000}, "snapshot_restore_ebs_iops: 90000 is not valid: for gp3 must be from 3000 to 80000 IOPS"),
+    ({"snapshot_restore_ebs_iops": 16000, "snapshot_restore_ebs_volume_size": 20},
+     "snapshot_restore_ebs_iops: 16000 is not valid: 16000 for a 20 GiB gp3 volume exceeds 500 per GiB (at most 10000)"),
+    ({"snapshot_restore_ebs_initialization_rate": 50}, "snapshot_restore_ebs_initialization_rate: 50 is not valid: for gp3 must be from 100 to 300"),
+    ({"snapshot_restore_ebs_volume_size": 70000}, "snapshot_restore_ebs_volume_size: 70000 is not valid: for gp3 must be from 1 to 65536 GiB"),
+    ({"snapshot_restore_ebs_iops": "many"}, "snapshot_restore_ebs_iops: 'many' is not valid: must be an integer"),
 ])
 def test_snapshot_restore_problems(changes, expected):
     found = snapshot_restore_problems(with_(RESTORE, **changes))
+    assert any(problem.startswith(expected) for problem in found), found
+
+
+def test_snapshot_restore_takes_the_current_gp3_maximum():
+    assert snapshot_restore_problems(with_(RESTORE, snapshot_restore_ebs_iops=80000, snapshot_restore_ebs_throughput=2000,
+                                           snapshot_restore_ebs_volume_size=65536, snapshot_restore_ebs_initialization_rate=300)) == []
+    # io1 takes no throughput: the role does not send it, so it is not checked.
+    assert snapshot_restore_problems(with_(RESTORE, snapshot_restore_ebs_volume_type="io1", snapshot_restore_ebs_iops=1000,
+                                           snapshot_restore_ebs_throughput=125, snapshot_restore_ebs_volume_size=100)) == []
+
+
+SNAPSHOT = {
+    "snapshot_mode": "archive", "snapshot_s3_bucket": "ltc-snapshots", "snapshot_s3_prefix": "chainops/snapshots",
+    "snapshot_s3_manifest_key": "chainops/snapshots/manifest.json", "snapshot_work_dir": "", "snapshot_aws_endpoint_url": "",
+    "snapshot_block_height": "", "snapshot_zstd_level": 3, "snapshot_keep": 3, "snapshot_exclude": [".lock", "*.pid"],
+    "snapshot_part_size": 67108864, "snapshot_upload_connections": 4, "snapshot_presign_expiry": 21600,
+    "snapshot_ebs_volume_id": "", "snapshot_ebs_keep_last": 3, "snapshot_ebs_max_age": "", "snapshot_ebs_data_format": "",
+    "snapshot_verify_rpc_port": 29443, "snapshot_verify_timeout": 300,
+}
+
+
+def test_snapshot_defaults_pass_for_archive_and_verify_and_ebs_needs_its_volume():
+    assert snapshot_problems(SNAPSHOT) == []
+    assert snapshot_problems(with_(SNAPSHOT, snapshot_mode="verify")) == []
+    assert snapshot_problems(with_(SNAPSHOT, snapshot_mode="ebs")) == [
+        "snapshot_ebs_volume_id: '' is not valid: must name the node's data volume (vol-...): ebs needs it"]
+    # ebs needs no bucket, and the valid edges of each mode pass.
+    assert snapshot_problems(with_(SNAPSHOT, snapshot_mode="ebs", snapshot_s3_bucket="", snapshot_ebs_volume_id="vol-0123456789abcdef0",
+                                   snapshot_ebs_max_age="2w", snapshot_block_height=0, snapshot_aws_endpoint_url="http://10.0.0.1:5000")) == []
+    assert snapshot_problems(with_(SNAPSHOT, snapshot_zstd_level=19, snapshot_part_size=5 * 1024 ** 2, snapshot_upload_connections=64,
+                                   snapshot_work_dir="/data/.snapshots", snapshot_block_height="3000")) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"snapshot_s3_bucket": ""}, "snapshot_s3_bucket: '' is not valid: must name the S3 bucket of the archives (archive needs it)"),
+    ({"snapshot_mode": "verify", "snapshot_s3_bucket": "My_Snapshots"}, "snapshot_s3_bucket: 'My_Snapshots' is not valid"),
+    ({"snapshot_s3_manifest_key": "/manifest.json"}, "snapshot_s3_manifest_key: '/manifest.json' is not valid: an S3 key has no leading"),
+    ({"snapshot_s3_prefix": "snaps/"}, "snapshot_s3_prefix: 'snaps/' is not valid: an S3 key has no leading or trailing '/'"),
+    ({"snapshot_work_dir": "/var"}, "snapshot_work_dir: '/var' is not valid: is a system directory"),
+    ({"snapshot_work_dir": "snaps"}, "snapshot_work_dir: 'snaps' is not valid: must be an absolute path"),
+    ({"snapshot_zstd_level": 22}, "snapshot_zstd_level: 22 is not valid: must be an integer from 1 to 19"),
+    ({"snapshot_keep": 0}, "snapshot_keep: 0 is not valid"),
+    ({"snapshot_exclude": "*.log"}, "snapshot_exclude: '*.log' is not valid: must be a list of strings"),
+    ({"snapshot_part_size": 1048576}, "snapshot_part_size: 1048576 is not valid: must be an integer from 5242880 to 5368709120"),
+    ({"snapshot_upload_connections": 0}, "snapshot_upload_connections: 0 is not valid"),
+    ({"snapshot_presign_expiry": 604801}, "snapshot_presign_expiry: 604801 is not valid"),
+    ({"snapshot_block_height": "tip"}, "snapshot_block_height: 'tip' is not valid: must be an integer"),
+    ({"snapshot_aws_endpoint_url": "localhost:5000"}, "snapshot_aws_endpoint_url: 'localhost:5000' is not valid: must be a URL"),
+    ({"snapshot_mode": "ebs", "snapshot_ebs_volume_id": "data-1"}, "snapshot_ebs_volume_id: 'data-1' is not valid"),
+    ({"snapshot_mode": "ebs", "snapshot_ebs_volume_id": "vol-0123456789abcdef0", "snapshot_ebs_max_age": "30 days"},
+     "snapshot_ebs_max_age: '30 days' is not valid: a number with a unit"),
+    ({"snapshot_mode": "ebs", "snapshot_ebs_volume_id": "vol-0123456789abcdef0", "snapshot_ebs_keep_last": 0}, "snapshot_ebs_keep_last: 0 is not valid"),
+    ({"snapshot_mode": "verify", "snapshot_verify_rpc_port": 70000}, "snapshot_verify_rpc_port: 70000 is not valid"),
+])
+def test_snapshot_problems(changes, expected):
+    found = snapshot_problems(with_(SNAPSHOT, **changes))
     assert any(problem.startswith(expected) for problem in found), found
 
 
