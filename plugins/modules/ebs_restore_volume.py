@@ -242,8 +242,8 @@ def restore_volume(module, ec2, p):
         volume = ec2.create_volume(**request)
     else:
         zone = volume["AvailabilityZone"]
-        # A reused volume keeps the rate it was created with (EBS reports it).
-        rate = volume.get("VolumeInitializationRate") or (0 if volume.get("FastRestored") else rate)
+        # A reused volume was initialized the way it was created: as EBS reports it, not as asked now.
+        rate, fast = volume.get("VolumeInitializationRate") or 0, bool(volume.get("FastRestored"))
     volume_id = volume["VolumeId"]
     attachments = [a for a in volume.get("Attachments", []) if a.get("State") in ("attaching", "attached")]
     others = [a["InstanceId"] for a in attachments if a["InstanceId"] != p["instance_id"]]
@@ -264,7 +264,7 @@ def restore_volume(module, ec2, p):
     else:
         created_at = None
     return dict(changed=created or attached, volume_id=volume_id, created=created, attached=attached, availability_zone=zone,
-                initialization=initialization_plan(snapshot, rate, fast or bool(volume.get("FastRestored")), created_at))
+                initialization=initialization_plan(snapshot, rate, fast, created_at))
 
 
 if __name__ == "__main__":

@@ -64,10 +64,13 @@ def test_a_rated_gp3_volume_at_the_current_limits_is_created_attached_and_reused
     assert tags == {"Name": "n1-data", "chainops:restored-for": instance, "chainops:restored-from": snapshot}
 
     proxy.reset()
-    again = restore(tmp_path, collections_path, proxy, **args)
+    # moto does not keep the rate; EBS reports it with the volume, as the proxy does here.
+    proxy.volumes[result["volume_id"]] = {"volumeInitializationRate": "200"}
+    again = restore(tmp_path, collections_path, proxy, **dict(args, initialization_rate=300))
     assert (again["changed"], again["created"], again["attached"], again["volume_id"]) == (False, False, False, result["volume_id"])
     assert sent(proxy, "CreateVolume") == [] and sent(proxy, "AttachVolume") == []
-    assert again["initialization"]["method"] == "provisioned-rate"
+    # The reused volume is initialized at the rate it was created with, whatever this run asked for.
+    assert (again["initialization"]["method"], again["initialization"]["rate_mib_s"]) == ("provisioned-rate", 200)
 
 
 def test_fast_snapshot_restore_where_enabled_sends_no_rate(aws, proxy, tmp_path, collections_path):
