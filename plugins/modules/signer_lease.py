@@ -198,6 +198,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.signer_lease im
     verify,
 )
 
+
 class Conflict(Exception):
     """Someone wrote the lease between our read and our write."""
 

@@ -66,7 +66,8 @@ def test_a_rated_gp3_volume_at_the_current_limits_is_created_attached_and_reused
     proxy.reset()
     # moto does not keep the rate; EBS reports it with the volume, as the proxy does here.
     proxy.volumes[result["volume_id"]] = {"volumeInitializationRate": "200"}
-    again = restore(tmp_path, collections_path, proxy, **dict(args, initialization_rate=300))
+    asked_now = {**args, "initialization_rate": 300}
+    again = restore(tmp_path, collections_path, proxy, **asked_now)
     assert (again["changed"], again["created"], again["attached"], again["volume_id"]) == (False, False, False, result["volume_id"])
     assert sent(proxy, "CreateVolume") == [] and sent(proxy, "AttachVolume") == []
     # The reused volume is initialized at the rate it was created with, whatever this run asked for.
