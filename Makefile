@@ -93,8 +93,9 @@ doctor:
 	@$(DOCTOR)
 
 lint: venv collection-link
-	@echo "==> ansible-lint (production profile)"
+	@echo "==> ansible-lint (production profile), changelog fragments"
 	@$(BIN)/ansible-lint --offline
+	@PATH=$(BIN):$$PATH $(ROOT)/tests/harness/changelog_check.sh
 
 sanity: venv
 	@$(ROOT)/tests/harness/sanity.sh

@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: ec2_topology
 short_description: EC2 inventory that knows validators, sentries and their clusters
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Builds an inventory of EC2 instances tagged with a chain, a network, a topology role and a cluster,
     and tells every host which validator it protects or which sentries protect it.

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: chain_status
 short_description: Read how far a node's chain is (height, sync state, a block's hash), for any client family
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs on the host. Reads the node's height, the height it knows the network is at, and whether it
     is still syncing, through the reader of its client family (O(adapter)); optionally the hash of the

@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: ebs_snapshot_retention
 short_description: Prune blockchain node EBS snapshots per chain and network
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Groups this account's completed EBS snapshots by their chain and network tags and deletes
     those that no retention rule keeps.

@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: ebs_snapshot_select
 short_description: Pick the best EBS snapshot to restore a blockchain node from
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Lists the EBS snapshots of the given owners that match a node's chain and network (and
     optionally client and data format) and returns the best one, why it won, and every other

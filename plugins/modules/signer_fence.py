@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: signer_fence
 short_description: Cut a validator that may still sign off through the EC2 API, and wait until it is
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Fencing for a signer failover, done by the infrastructure rather than by the (possibly dead,
     unreachable or crash-looping) host itself, so that it holds whatever that host does.

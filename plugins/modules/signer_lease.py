@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: signer_lease
 short_description: A validator cluster's signer lease, held in S3 with conditional writes and a fencing token
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - One S3 object per cluster says which host may sign. It is changed only with a conditional write
     (C(If-Match) on the ETag read, C(If-None-Match=*) when it does not exist yet), so when two

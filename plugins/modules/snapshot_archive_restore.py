@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: snapshot_archive_restore
 short_description: Stream a node snapshot archive into a data directory, checksum verified
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Downloads a tar archive (zstd, lz4 or uncompressed) over HTTP(S) and extracts it while it
     downloads, without a temporary copy of the archive; the sha256 of the downloaded bytes is

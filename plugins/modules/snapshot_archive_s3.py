@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: snapshot_archive_s3
 short_description: The controller's S3 side of snapshot archives (presigned multipart uploads, locked manifest updates)
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs where the AWS credentials are (normally the controller, C(delegate_to=localhost)), so the
     node that streams its archive never holds AWS credentials, only presigned URLs for the parts of

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: snapshot_archive_upload
 short_description: Stream a node's data directory as a compressed archive to presigned S3 multipart URLs
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs on the node. C(tar -c | zstd) runs as two processes; the module cuts their output into
     parts of O(part_size) bytes, hashes each part and the whole archive, and sends each part to

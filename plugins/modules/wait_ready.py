@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: wait_ready
 short_description: Wait, within a total time bound, until a command or HTTP endpoint on the host is ready, and say why not
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs on the host. Repeats one probe until it is ready or O(timeout) seconds have passed, then
     fails with what the last attempt showed (a command's exit code and last line of output, an HTTP
