@@ -164,12 +164,12 @@ def fast_restore_enabled(ec2, snapshot_id, zone):
 
 def wait_for(module, ec2, volume_id, done, what, timeout):
     """Poll the volume until done(volume) holds; fail with the last state after timeout seconds."""
-    deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)
+    deadline = time.monotonic() + timeout
     while True:
         volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
         if done(volume):
             return volume
-        if volume["State"] in ("error", "deleting", "deleted") or datetime.datetime.now() >= deadline:
+        if volume["State"] in ("error", "deleting", "deleted") or time.monotonic() >= deadline:
             attachments = [(a.get("InstanceId"), a.get("State")) for a in volume.get("Attachments", [])]
             module.fail_json(msg="volume %s did not become %s within %d s: last state %s, attachments %s"
                                  % (volume_id, what, timeout, volume["State"], attachments or "none"), volume_id=volume_id)
