@@ -46,8 +46,7 @@ def volume_problems(volume_type, size, iops=None, throughput=None, initializatio
 
     check_range("size", size, limits["size"], "GiB")
     in_range = {}
-    for name, unit in (("iops", "IOPS"), ("throughput", "MiB/s")):
-        value = iops if name == "iops" else throughput
+    for name, value, unit in (("iops", iops, "IOPS"), ("throughput", throughput, "MiB/s")):
         if value is None:
             continue
         if name not in limits:
@@ -60,8 +59,9 @@ def volume_problems(volume_type, size, iops=None, throughput=None, initializatio
     if in_range.get("iops") and in_range.get("throughput") and "throughput_per_iops" in limits:
         most = int(iops * limits["throughput_per_iops"])
         if throughput > most:
-            problems.append(("throughput", "%d MiB/s needs at least %d IOPS on %s (0.25 MiB/s per IOPS), got %d IOPS; at most %d MiB/s"
-                             % (throughput, int(throughput / limits["throughput_per_iops"]), volume_type, iops, most)))
+            problems.append(("throughput", "%d MiB/s needs at least %d IOPS on %s (%g MiB/s per IOPS), got %d IOPS; at most %d MiB/s"
+                             % (throughput, int(throughput / limits["throughput_per_iops"]), volume_type, limits["throughput_per_iops"],
+                                iops, most)))
     if initialization_rate:
         check_range("initialization_rate", initialization_rate, INITIALIZATION_RATE, "MiB/s")
     return problems
@@ -75,8 +75,9 @@ def initialization_plan(snapshot, rate, fast_restore, created=None):
     fast snapshot restore is enabled for the snapshot in the volume's zone. A volume from a fast
     snapshot restore is initialized at creation, unless a rate is given (the rate wins, as in EBS).
     """
-    size = snapshot.get("FullSnapshotSizeInBytes") or int(snapshot.get("VolumeSize") or 0) * GIB
-    plan = {"snapshot_bytes": size, "size_source": "FullSnapshotSizeInBytes" if snapshot.get("FullSnapshotSizeInBytes") else "VolumeSize"}
+    full = snapshot.get("FullSnapshotSizeInBytes")
+    size = full or int(snapshot.get("VolumeSize") or 0) * GIB
+    plan = {"snapshot_bytes": size, "size_source": "FullSnapshotSizeInBytes" if full else "VolumeSize"}
     if rate:
         seconds = int(-(-size // (rate * MIB)))
         plan.update(method="provisioned-rate", rate_mib_s=rate, expected_seconds=seconds)

@@ -11,7 +11,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.chainops.validator.plugins.module_utils.ebs_volume import volume_problems
+from ansible_collections.chainops.validator.plugins.module_utils.ebs_volume import LIMITS as EBS_LIMITS, volume_problems
 from ansible_collections.chainops.validator.plugins.plugin_utils.inputs import Problems, as_int
 from ansible_collections.chainops.validator.plugins.plugin_utils.recovery_code import recovery_code_problem
 
@@ -398,10 +398,12 @@ def snapshot_restore_problems(values):
                  "snapshot_restore_ebs_initialization_rate")
         numbers = {name: as_int(values[name]) for name in sized}
         volume_type = values["snapshot_restore_ebs_volume_type"]
+        # The role sends IOPS and throughput only to the types that take them (tasks/ebs.yml): check those.
+        takes = EBS_LIMITS.get(volume_type, {})
         if None not in numbers.values():
             for problem in volume_problems(volume_type, numbers["snapshot_restore_ebs_volume_size"] or None,
-                                           numbers["snapshot_restore_ebs_iops"] if volume_type in ("gp3", "io1", "io2") else None,
-                                           numbers["snapshot_restore_ebs_throughput"] if volume_type == "gp3" else None,
+                                           numbers["snapshot_restore_ebs_iops"] if "iops" in takes else None,
+                                           numbers["snapshot_restore_ebs_throughput"] if "throughput" in takes else None,
                                            numbers["snapshot_restore_ebs_initialization_rate"]):
                 name = "snapshot_restore_ebs_" + {"size": "volume_size"}.get(problem[0], problem[0])
                 p.add(name, values[name], problem[1])
