@@ -15,10 +15,12 @@ __metaclass__ = type
 
 import re
 
-INSTALL_METHODS = ("apt", "url", "none")
+INSTALL_METHODS = ("apt", "url", "deb", "none")
 NODE_MODES = ("standalone", "private", "sentry")
 PROTOCOLS = ("tcp", "udp")
-IDENTITY_KINDS = ("address", "command", "none")
+IDENTITY_KINDS = ("address", "command", "node_key", "none")
+# What a node_key identity publishes (module node_key returns both).
+NODE_KEY_FORMATS = ("enode_id", "peer_id")
 SECRET_KINDS = ("file", "dir")
 
 # chain_status readers (module_utils/chain_status.py) and what each reads through.
@@ -104,9 +106,20 @@ def _check_install(install, errors):
         return
     if method == "apt" and not install.get("packages"):
         errors.append("install.packages is required when install.method is apt")
+    if method == "deb":
+        # A Debian package from a release URL: verified on the controller like url, installed with apt.
+        if not install.get("url") and not install.get("own_artifact"):
+            errors.append("install.url is required when install.method is deb (or install.own_artifact: why the "
+                          "operator gives node_install_url)")
+        for field in ("archive", "archive_member", "tree"):
+            if field in install:
+                errors.append("install.%s does not apply to install.method deb (the package is installed whole)" % field)
+        if not isinstance(install.get("checksums", {}), dict):
+            errors.append("install.checksums must map version -> {arch: 'sha256:<hex>'}")
     if method == "url":
-        if not install.get("url"):
-            errors.append("install.url is required when install.method is url")
+        if not install.get("url") and not install.get("own_artifact"):
+            errors.append("install.url is required when install.method is url (or install.own_artifact: why the "
+                          "operator gives node_install_url)")
         if install.get("archive") not in (None, "none", "tar"):
             errors.append("install.archive must be 'tar' or 'none', got %r" % install.get("archive"))
         if install.get("archive") == "tar" and not install.get("archive_member") and not install.get("tree"):
@@ -153,6 +166,21 @@ def validate_profile(profile, name=None):
             errors.append("identity.argv is required when identity.kind is command")
         if identity.get("kind") == "address" and not identity.get("port"):
             errors.append("identity.port (the name of the P2P port) is required when identity.kind is address")
+        if identity.get("kind") == "node_key":
+            if identity.get("format") not in NODE_KEY_FORMATS:
+                errors.append("identity.format must be one of %s when identity.kind is node_key, got %r"
+                              % (", ".join(NODE_KEY_FORMATS), identity.get("format")))
+            if "node_key" not in profile:
+                errors.append("identity.kind node_key needs the profile's node_key section (path of the key file)")
+        announced = identity.get("announced")
+        if announced is not None and (not isinstance(announced, dict) or not all(announced.get(k) for k in ("url", "enr", "multiaddrs"))):
+            errors.append("identity.announced needs url (a GET answering JSON), enr and multiaddrs (the answer's keys)")
+    node_key = profile.get("node_key")
+    if node_key is not None:
+        if not isinstance(node_key, dict) or not node_key.get("path"):
+            errors.append("node_key.path is required (the secp256k1 key file the role makes once)")
+        elif node_key.get("env") is not None and not re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", str(node_key["env"])):
+            errors.append("node_key.env must be an environment variable name, got %r" % node_key["env"])
     readiness = profile.get("readiness")
     if isinstance(readiness, dict):
         if not (readiness.get("argv") or readiness.get("http")):

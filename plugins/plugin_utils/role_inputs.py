@@ -123,6 +123,9 @@ def node_problems(values, inventory_hosts=()):
     _strings_single_line(p, "node_config", values.get("node_config") or {})
     if values.get("node_install_url"):
         p.url("node_install_url", values["node_install_url"], schemes=("https", "http", "file"))
+    elif values.get("node_profile_own_artifact"):
+        p.items.append("node_install_url: is required by profile %s, which has no public download: %s"
+                       % (values["node_profile"], values["node_profile_own_artifact"]))
     p.integer("node_limit_nofile", values.get("node_limit_nofile"), 1024, 1048576)
     p.integer("node_wait_timeout", values.get("node_wait_timeout"), 1, 86400)
     p.integer("node_data_device_timeout", values.get("node_data_device_timeout"), 1, 3600)

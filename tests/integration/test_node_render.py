@@ -210,3 +210,56 @@ def test_ethereumjs_seals_with_the_signer_key_when_it_mines(tmp_path):
     options = ethereumjs_options(tmp_path / "out")
     data_dir = json.loads((tmp_path / "out" / "profile.json").read_text())["service"]["exec_start"].split("--data-dir ")[1].split()[0]
     assert {"--mine", "--unlock=%s/signer.key" % data_dir, "--isSingleNode=true", "--maxPeers=0"} <= set(options)
+
+
+def test_gowaku_settings_key_by_key_in_each_mode(rendered):
+    """go-waku's TOML keys are its flag names (cmd/waku/flags.go): private nodes dial only their static
+    peers and are in no discovery table; sentries discover and keep their validators as static nodes;
+    the APIs stay on loopback; the key comes from the environment file, never the config."""
+    def flags(mode):
+        return tomllib.loads((rendered / "gowaku" / mode / "gowaku.toml").read_text())
+
+    private, sentry, standalone = flags("private"), flags("sentry"), flags("standalone")
+    peer = PEERS[0]
+    assert private["staticnode"] == ["/ip4/%s/tcp/%d/p2p/%s" % (peer["address"], peer["port"], peer["id"])]
+    assert (private["discv5-discovery"], private["peer-exchange"], private["dns-discovery"], private["websocket-support"]) == \
+        (False, False, False, False)
+    assert "ext-ip" not in private and "dns4-domain-name" not in private and "discv5-bootstrap-node" not in private
+    assert private["max-connections"] == 10
+    guarded = PRIVATE_PEERS[0]
+    assert sentry["staticnode"] == ["/ip4/%s/tcp/%d/p2p/%s" % (guarded["address"], guarded["port"], guarded["id"])]
+    assert (sentry["discv5-discovery"], sentry["peer-exchange"], sentry["websocket-support"], sentry["max-connections"]) == \
+        (True, True, True, 50)
+    assert "staticnode" not in standalone
+    for mode in (private, sentry, standalone):
+        assert (mode["address"], mode["tcp-port"], mode["websocket-port"], mode["discv5-udp-port"]) == ("0.0.0.0", 60000, 60001, 9000)
+        assert (mode["relay"], mode["cluster-id"], mode["pubsub-topic"]) == (True, 66, ["/waku/2/rs/66/0"])
+        assert (mode["rest"], mode["rest-address"], mode["rest-port"]) == (True, "127.0.0.1", 8645)
+        assert (mode["metrics-server"], mode["metrics-server-address"], mode["metrics-server-port"]) == (True, "127.0.0.1", 8008)
+        assert not {"nodekey", "key-file"} & set(mode)
+    unit = (rendered / "gowaku" / "sentry" / "gowaku.service").read_text().splitlines()
+    assert "EnvironmentFile=/var/lib/gowaku/nodekey.env" in unit
+    assert "ExecStart=/usr/bin/waku --config-file=/etc/chainops/gowaku/gowaku.toml" in unit
+    resolved = json.loads((rendered / "gowaku" / "sentry" / "profile.json").read_text())
+    assert resolved["node_key"] == {"path": "/var/lib/gowaku/nodekey.env", "env": "WAKUNODE2_NODEKEY"}
+    assert resolved["identity"]["announced"]["url"] == "http://127.0.0.1:8645/debug/v1/info"
+    public = {(p["port"], p["protocol"]) for p in resolved["ports"].values() if p["bind"] not in ("127.0.0.1", "::1")}
+    assert public == {(60000, "tcp"), (60001, "tcp"), (9000, "udp")}
+
+
+@pytest.mark.parametrize("address, wanted", [
+    ("203.0.113.7", {"ext-ip": "203.0.113.7"}),
+    ("2001:db8::7", {"ext-multiaddr": ["/ip6/2001:db8::7/tcp/60000"]}),
+    ("waku-1.example.org", {"dns4-domain-name": "waku-1.example.org"}),
+])
+def test_gowaku_announces_the_advertised_address_in_the_form_it_takes(tmp_path, address, wanted):
+    case = {"profile": "gowaku", "mode": "standalone", "peers": [], "private_peers": [], "install_dir": str(tmp_path / "install"),
+            "dest": str(tmp_path / "out"), "config": {}}
+    (tmp_path / "advertise.json").write_text(json.dumps({"node_p2p_advertise_address": address}))
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": [case]}))
+    (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
+    result = ansible_playbook(tmp_path / "render.yml", "-i", "localhost,", "-c", "local", "-e", "@%s" % (tmp_path / "cases.json"),
+                              "-e", "@%s" % (tmp_path / "advertise.json"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    flags = tomllib.loads((tmp_path / "out" / "gowaku.toml").read_text())
+    assert {key: flags[key] for key in ("ext-ip", "ext-multiaddr", "dns4-domain-name") if key in flags} == wanted

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -182,3 +183,39 @@ def test_config_change_restarts_the_agent_once(host):
     assert recap(restored.stdout)["dd-node"]["changed"] >= 1
     assert "extra:1" not in yaml.safe_load(host.file("/etc/datadog-agent/datadog.yaml").content_string)["tags"]
     assert host.service("datadog-agent").is_running
+
+
+def test_waku_metric_lists_match_what_each_client_serves():
+    """The role's nwaku and go-waku lists, run through Datadog's own check against each client's exposition
+    format (files/waku-metrics, written from the clients' sources): every listed metric arrives, counters
+    as monotonic counts. nwaku types a counter under its plain name but serves <name>_total, so a plain
+    name in its list would silently submit nothing."""
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[3] / "roles/datadog_agent/vars/main.yml").read_text())
+    lists = defaults["__datadog_agent_node_openmetrics_defaults"]
+    fixtures = Path(__file__).resolve().parents[1] / "files" / "waku-metrics"
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", str(fixtures)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split(" ")[0])
+        for client in ("nwaku", "gowaku"):
+            spec = lists[client]
+            instance = {"openmetrics_endpoint": "http://127.0.0.1:%d/%s.prom" % (port, client), "namespace": spec["namespace"],
+                        "metrics": spec["metrics"]}
+            run = subprocess.run([str(CHECKS_VENV / "bin" / "python"), str(RUNNER)], input=json.dumps({"instances": [instance]}),
+                                 capture_output=True, text=True, timeout=120, check=False)
+            assert run.returncode == 0, run.stderr
+            [result] = json.loads(run.stdout)
+            assert result["error"] is None, result["error"]
+            submitted = {(m["name"], m["type"]) for m in result["metrics"]}
+            for entry in spec["metrics"]:
+                [(raw, target)] = entry.items()
+                name = target["name"] if isinstance(target, dict) else target
+                fixture = (fixtures / ("%s.prom" % client)).read_text()
+                counter = "# TYPE %s counter" % raw.removesuffix("_total") in fixture
+                wanted = ("%s.%s.count" % (spec["namespace"], name), "monotonic_count") if counter else \
+                    ("%s.%s" % (spec["namespace"], name), "gauge")
+                assert wanted in submitted, (client, raw, sorted(submitted))
+            assert len(submitted) == len(spec["metrics"]), (client, sorted(submitted))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import calendar
+import dataclasses
 import email.utils
 import http.client
 import json
@@ -66,6 +67,10 @@ class ConfigError(Exception):
 
 class RpcError(Exception):
     """The node or a reference did not give a usable answer."""
+
+
+class RpcTimeout(RpcError):
+    """The node or a reference did not answer within timeout_s (it may only be slow)."""
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -189,7 +194,9 @@ class Client:
                 return exc.code, exc.read(MAX_RESPONSE_BYTES)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             hint = f" ({credential_error})" if credential_error else ""
-            raise RpcError(f"{endpoint.name}{path}: {_describe(exc)}{hint}") from None
+            reason = _describe(exc)
+            error = RpcTimeout if reason == "timed out" else RpcError
+            raise error(f"{endpoint.name}{path}: {reason}{hint}") from None
 
     def _json(self, status, body, what):
         if status in (401, 403):
@@ -261,6 +268,9 @@ class Adapter:
     reports_height = True
     reports_head_time = True
     default_min_peers = 1
+    # Consecutive node polls that may time out before the node counts as not answering (the last good
+    # poll's status is kept meanwhile): clients that block their API on a database now and then.
+    default_slow_polls_tolerated = 0
 
     def poll(self, client, cfg):
         raise NotImplementedError
@@ -395,22 +405,34 @@ class IconAdapter(Adapter):
 
 
 class WakuAdapter(Adapter):
-    """nwaku REST: /health readiness, /debug/v1/info, /admin/v1/peers.  Waku has no chain height."""
+    """Waku REST (nwaku and go-waku): /health readiness, /debug/v1/info, /admin/v1/peers.  No chain height.
+
+    go-waku answers /health with 501 unless RLN is on (cmd/waku/server/rest/health.go): its readiness is
+    then /debug/v1/info listing the node's addresses.  Waku nodes block their API while the store
+    database works, so slow answers are tolerated for a few polls before the node counts as down."""
     name = "waku"
     reports_height = False
     reports_head_time = False
+    default_slow_polls_tolerated = 2
 
     def poll(self, client, cfg):
         code, body = client.request("/health")
-        if code not in (200, 503):
+        if code == 501:
+            info = client.get_json("/debug/v1/info")
+            addresses = info.get("listenAddresses") if isinstance(info, dict) else None
+            status = NodeStatus(syncing=not addresses, detail={
+                "nodeHealth": "no health report without RLN; /debug/v1/info %s" % ("lists addresses" if addresses else "lists no address"),
+                "listenAddresses": addresses, "enrUri": info.get("enrUri") if isinstance(info, dict) else None})
+        elif code in (200, 503):
+            ready, label, protocols = _waku_health(code, body)
+            status = NodeStatus(syncing=not ready, detail={"nodeHealth": label, "protocolsHealth": protocols})
+            info = soft(status, "/debug/v1/info", lambda: client.get_json("/debug/v1/info"))
+            if isinstance(info, dict):
+                status.detail["listenAddresses"] = info.get("listenAddresses")
+                status.detail["enrUri"] = info.get("enrUri")
+        else:
             raise RpcError(f"{client.endpoint.name}/health: HTTP {code}")
-        ready, label, protocols = _waku_health(code, body)
-        status = NodeStatus(syncing=not ready, detail={"nodeHealth": label, "protocolsHealth": protocols})
-        info = soft(status, "/debug/v1/info", lambda: client.get_json("/debug/v1/info"))
-        if isinstance(info, dict):
-            status.detail["listenAddresses"] = info.get("listenAddresses")
-            status.detail["enrUri"] = info.get("enrUri")
-        if cfg["min_peers"] > 0:  # the admin API is optional on nwaku: only ask when the check needs it
+        if cfg["min_peers"] > 0:  # the admin API is optional (--rest-admin): only ask when the check needs it
             status.peers = soft(status, "/admin/v1/peers",
                                 lambda: _waku_connected_peers(client.get_json("/admin/v1/peers")))
         return status
@@ -434,10 +456,12 @@ def _waku_health(code, body):
 
 def _waku_connected_peers(peers):
     def connected(peer):
-        if "protocols" in peer:  # newer nwaku: one entry per peer, a state per protocol
-            return any(p.get("connected") for p in peer["protocols"])
-        return bool(peer.get("connected"))
-    return len({p.get("multiaddr") for p in peers if isinstance(p, dict) and connected(p)})
+        protocols = peer.get("protocols")
+        if isinstance(protocols, list) and any(isinstance(p, dict) for p in protocols):
+            # newer nwaku: one entry per peer, a connection state per protocol
+            return any(isinstance(p, dict) and p.get("connected") for p in protocols)
+        return bool(peer.get("connected"))  # older nwaku, and go-waku (protocols are names)
+    return len({p.get("multiaddr") or p.get("id") for p in peers if isinstance(p, dict) and connected(p)})
 
 
 class PolykeyAdapter(Adapter):
@@ -472,7 +496,7 @@ ADAPTERS = {adapter.name: adapter for adapter in (
 
 TOP_KEYS = {"adapter", "node", "consensus", "references", "reference_policy", "listen_host", "listen_port",
             "poll_interval_s", "timeout_s", "stale_after_s", "min_peers", "max_head_age_s",
-            "max_lag_blocks", "bootstrap", "max_connections", "target_group"}
+            "max_lag_blocks", "bootstrap", "max_connections", "target_group", "slow_polls_tolerated"}
 ENDPOINT_KEYS = {"url", "user", "password_file", "cookie_file", "headers"}
 REFERENCE_KEYS = ENDPOINT_KEYS | {"name", "adapter"}
 TARGET_GROUP_KEYS = {"interval_s", "timeout_s", "healthy_threshold", "unhealthy_threshold"}
@@ -603,6 +627,8 @@ def validate_config(raw):
     cfg["stale_after_s"] = check.number(raw, "stale_after_s", default_stale, minimum=0, exclusive=True)
     if cfg["stale_after_s"] <= cfg["poll_interval_s"]:
         problems.append(f"stale_after_s: must be greater than poll_interval_s ({cfg['poll_interval_s']})")
+    default_slow = adapter.default_slow_polls_tolerated if adapter else 0
+    cfg["slow_polls_tolerated"] = check.number(raw, "slow_polls_tolerated", default_slow, minimum=0, integer=True)
     default_peers = adapter.default_min_peers if adapter else 1
     cfg["min_peers"] = check.number(raw, "min_peers", default_peers, minimum=0, integer=True)
     cfg["max_lag_blocks"] = check.number(raw, "max_lag_blocks", 2, minimum=0, integer=True)
@@ -999,6 +1025,8 @@ class Poller:
         self.bootstrap_active = cfg["bootstrap"]
         self.polls = 0
         self.healthy = None
+        self.last_node = None
+        self.slow_polls = 0
         starting = starting_routes()
         self.snapshot = Snapshot(starting, starting, math.inf)
         self._stop = threading.Event()
@@ -1010,11 +1038,22 @@ class Poller:
 
     def poll_node(self):
         try:
-            return self.adapter.poll(self.node_client, self.cfg, **self.node_extra), None
+            node = self.adapter.poll(self.node_client, self.cfg, **self.node_extra)
+        except RpcTimeout as exc:
+            # A slow answer is not yet a dead node: keep the last good poll's status for a few polls.
+            tolerated = self.cfg["slow_polls_tolerated"]
+            if self.last_node is None or self.slow_polls >= tolerated:
+                return None, str(exc) + (f" ({self.slow_polls + 1} polls in a row)" if tolerated else "")
+            self.slow_polls += 1
+            kept = dataclasses.replace(self.last_node, soft_errors=[
+                f"{exc}: slow poll {self.slow_polls} of {tolerated} tolerated; the last good poll's status is kept"])
+            return kept, None
         except RpcError as exc:
             return None, str(exc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return None, f"unexpected response from node: {type(exc).__name__}: {exc}"
+        self.last_node, self.slow_polls = node, 0
+        return node, None
 
     def _reference_heights(self, futures):
         results = []

@@ -335,3 +335,52 @@ def test_a_consensus_client_belongs_to_the_ethereum_adapter_only(hc):
     with pytest.raises(hc.ConfigError) as info:
         hc.validate_config({"adapter": "bitcoin", "node": {"url": "http://127.0.0.1:8332"}, "consensus": {"url": "http://127.0.0.1:5052"}})
     assert "consensus: only the ethereum adapter has a consensus client (a beacon node API URL)" in info.value.problems
+
+
+def gowaku_node(fixture_node):
+    """go-waku without RLN (cmd/waku/server/rest): /health is 501, /debug/v1/info lists the addresses,
+    /admin/v1/peers (--rest-admin) gives one entry per peer with protocol names and `connected`."""
+    node = fixture_node()
+    node.set_json("/health", "Non RLN healthcheck is not implemented", status=501)
+    node.set_json("/debug/v1/info", fixture_json("waku_debug_v1_info.json"))
+    node.set_json("/admin/v1/peers", [
+        {"id": "16Uiu2HAkvWiyFsgRhuJEb9JfjYxEkoHLgnUQmr1N5mKWnYjxYRVm", "multiaddrs": ["/ip4/10.0.1.5/tcp/60000"],
+         "protocols": ["/vac/waku/relay/2.0.0"], "connected": True, "pubsubTopics": ["/waku/2/rs/66/0"]},
+        {"id": "16Uiu2HAm2SeSmBDHvgBwfLZb3SYX8kmdH6Ue5MVKdQZLzdKWKXsL", "multiaddrs": ["/ip4/10.0.1.6/tcp/60000"],
+         "protocols": ["/vac/waku/relay/2.0.0"], "connected": False, "pubsubTopics": None}])
+    return node
+
+
+def test_gowaku_without_rln_is_ready_by_its_addresses_and_counts_connected_peers(fixture_node, start_service):
+    node = gowaku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 1})
+    status, doc = service.get("/health?verbose")
+    assert status == 200, doc
+    assert doc["checks"]["peers"]["value"] == 1
+    assert doc["node"]["nodeHealth"] == "no health report without RLN; /debug/v1/info lists addresses"
+    node.set_json("/debug/v1/info", {})  # go-waku leaves out empty fields (omitempty)
+    doc = service.assert_flips(503, "go-waku lists no address")
+    assert "lists no address" in doc["checks"]["not_syncing"]["reason"]
+
+
+def test_a_slow_waku_node_is_served_from_its_last_good_poll_for_two_polls_only(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 0})
+    service.wait_status(200)
+    after = service.polls()
+    node.delay = 1.0  # every answer now outlasts timeout_s (0.4 s)
+    _seen, doc = service.wait_status(503, timeout=20)
+    flipped = service.transitions()[-1]
+    # Two timed-out polls are tolerated, the third fails (one more if a poll was under way at the change).
+    assert flipped[0] == "unhealthy" and after + 3 <= flipped[1] <= after + 4, (after, service.transitions())
+    assert doc["checks"]["node_answers"]["reason"].endswith("timed out (3 polls in a row)"), doc["checks"]["node_answers"]
+    node.delay = 0.0
+    service.assert_flips(200, "the node answers in time again")
+
+
+def test_without_tolerance_a_slow_node_fails_at_the_next_poll(fixture_node, start_service):
+    node = waku_node(fixture_node)
+    service = start_service({"adapter": "waku", "node": {"url": node.url}, "min_peers": 0, "slow_polls_tolerated": 0})
+    service.wait_status(200)
+    node.delay = 1.0
+    service.assert_flips(503, "a timed-out poll with slow_polls_tolerated 0")

@@ -82,13 +82,20 @@ def test_overrides_are_deep_merged_without_touching_the_input():
     [
         (lambda p: p.pop("readiness"), "required field 'readiness' is missing"),
         (lambda p: p.pop("binary"), "required field 'binary' is missing"),
-        (lambda p: p["install"].update(method="snap"), "install.method must be one of apt, url, none, got 'snap'"),
+        (lambda p: p["install"].update(method="snap"), "install.method must be one of apt, url, deb, none, got 'snap'"),
         (lambda p: p["install"].update(packages=[]), "install.packages is required when install.method is apt"),
         (lambda p: p["service"].pop("exec_start"), "required field 'service.exec_start' is missing"),
         (lambda p: p["ports"]["p2p"].update(port=65536), "ports.p2p.port must be an integer from 1 to 65535, got 65536"),
         (lambda p: p["networks"]["regtest"]["ports"]["rpc"].update(port=-1), "networks.regtest.ports.rpc.port must be an integer"),
         (lambda p: p.update(default_network="signet"), "default_network 'signet' is not one of networks"),
-        (lambda p: p["identity"].update(kind="enode"), "identity.kind must be one of address, command, none"),
+        (lambda p: p["identity"].update(kind="enode"), "identity.kind must be one of address, command, node_key, none"),
+        (lambda p: p["identity"].update(kind="node_key", format="enode_id"), "identity.kind node_key needs the profile's node_key section"),
+        (lambda p: p.update(identity={"kind": "node_key", "format": "ens"}, node_key={"path": "/k"}),
+         "identity.format must be one of enode_id, peer_id when identity.kind is node_key, got 'ens'"),
+        (lambda p: p.update(node_key={"env": "X"}), "node_key.path is required"),
+        (lambda p: p["identity"].update(announced={"url": "http://127.0.0.1:8645/debug/v1/info", "enr": "enrUri"}),
+         "identity.announced needs url (a GET answering JSON), enr and multiaddrs"),
+        (lambda p: p.update(node_key={"path": "/k", "env": "A-B"}), "node_key.env must be an environment variable name, got 'A-B'"),
         (lambda p: p["identity"].pop("port"), "identity.port (the name of the P2P port) is required"),
         (lambda p: p.update(readiness={"timeout": 3}), "readiness needs either 'argv'"),
         (lambda p: p["secrets"].append({"kind": "file"}), "secrets[2].path is required"),
@@ -112,9 +119,23 @@ def test_url_install_needs_url_and_archive_member():
     profile["install"].pop("url")
     profile["install"].pop("archive_member")
     errors = validate_profile(profile)
-    assert "node profile 'anvil': install.url is required when install.method is url" in errors
+    assert ("node profile 'anvil': install.url is required when install.method is url (or install.own_artifact: why the "
+            "operator gives node_install_url)") in errors
+    profile["install"]["own_artifact"] = "no public release"
+    assert not [error for error in validate_profile(profile) if "install.url" in error]
     assert ("node profile 'anvil': install.archive_member is required when install.archive is tar (or install.tree: true "
             "to unpack the whole archive)") in errors
+
+
+def test_a_deb_install_needs_a_url_and_takes_no_archive_fields():
+    profile = load("anvil")
+    profile["install"]["method"] = "deb"
+    profile["install"].pop("url")
+    errors = validate_profile(profile)
+    assert ("node profile 'anvil': install.url is required when install.method is deb (or install.own_artifact: why the "
+            "operator gives node_install_url)") in errors
+    assert ("node profile 'anvil': install.archive_member does not apply to install.method deb (the package is installed "
+            "whole)") in errors
 
 
 def test_a_tree_install_unpacks_the_whole_tar_archive():

@@ -378,6 +378,13 @@ def test_a_profiles_required_setting_is_named_when_missing():
     assert node_problems(dict(lighthouse, node_profile_network_settings={"checkpoint_sync_url": "https://beacon.example.org"})) == []
 
 
+def test_a_profile_without_a_public_download_needs_the_operators_url():
+    gowaku = dict(NODE, node_profile="gowaku", node_profile_own_artifact="go-waku builds its package without publishing it")
+    assert node_problems(gowaku) == [
+        "node_install_url: is required by profile gowaku, which has no public download: go-waku builds its package without publishing it"]
+    assert node_problems(dict(gowaku, node_install_url="https://mirror.example.org/gowaku_0.10.0_amd64.deb")) == []
+
+
 @pytest.mark.parametrize("changes, expected", [
     ({"health_checker_consensus_url": "127.0.0.1:5052"}, "health_checker_consensus_url: '127.0.0.1:5052' is not valid: must be a URL"),
     ({"health_checker_consensus_url": "http://127.0.0.1:5052", "health_checker_adapter": "bitcoin"},
