@@ -615,7 +615,8 @@ def _fleet(checker, where, spec, subnets, common_tags):
     count = checker.integer(where + ".count", spec.get("count"), 1, 50)
     instance_type = checker.string(where + ".instance_type", spec.get("instance_type"), INSTANCE_TYPE,
                                    "an instance type such as m6i.xlarge")
-    volume = _volume(checker, where + ".volume", spec.get("volume"), None)
+    # volume: false: no data volume from provision (the node's comes from a snapshot: snapshot_restore ebs).
+    volume = None if spec.get("volume") is False else _volume(checker, where + ".volume", spec.get("volume"), None)
     flags = {}
     for key in ("elastic_ip", "ipv6"):
         flags[key] = _as_bool(spec.get(key))
@@ -744,11 +745,12 @@ def _fleet(checker, where, spec, subnets, common_tags):
                                 "type": record_type})
         if flags["elastic_ip"]:
             eips.append({"host": host, "fleet": name, "tags": dict(base_tags, Name=host + "-eip", Role=role)})
-        volumes.append({
-            "name": host + "-data", "host": host, "fleet": name, "cluster": None, "az": az, "device": DATA_DEVICE,
-            "size": volume["size"], "type": volume["type"], "iops": volume["iops"], "throughput": volume["throughput"],
-            "tags": dict(base_tags, Name=host + "-data", Role=role),
-        })
+        if volume is not None:
+            volumes.append({
+                "name": host + "-data", "host": host, "fleet": name, "cluster": None, "az": az, "device": DATA_DEVICE,
+                "size": volume["size"], "type": volume["type"], "iops": volume["iops"], "throughput": volume["throughput"],
+                "tags": dict(base_tags, Name=host + "-data", Role=role),
+            })
         instances.append({
             "name": host, "cluster": None, "fleet": name, "role": role, "chain": c["chain"], "network": c["network"],
             "az": az, "subnet_id": subnets[az] if subnets else None, "instance_type": instance_type, "ami": c["ami"],

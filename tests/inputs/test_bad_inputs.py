@@ -237,6 +237,8 @@ PLAYBOOK_CASES = [
      "site: chainops_site_datadog must be true or false"),
     ("no healthy sentry needed", "site.yml", ["-e", "chainops_site_min_healthy_sentries=0"],
      "chainops_site_min_healthy_sentries must be a whole number of at least 1, got 0"),
+    ("a companion node without its profile", "site.yml", ["-e", '{"chainops_site_companion_nodes": [{"node_name": "lighthouse"}]}'],
+     "chainops_site_companion_nodes must be a list of node role variables, each with node_profile, got [{\"node_name\": \"lighthouse\"}]"),
     ("an upgrade to a path", "rolling_upgrade.yml", ["-e", "node_version=../../bin"],
      "rolling_upgrade: node_version \"../../bin\" is not a version"),
     # The node keeps running: nothing is stopped before the inputs are checked.

@@ -136,3 +136,16 @@ def test_strings_from_the_command_line_become_json_numbers(tmp_path):
     config = result["config"]
     assert (config["max_lag_blocks"], config["poll_interval_s"], config["min_peers"]) == (3, 2.5, 0)
     assert config["bootstrap"] is True and config["listen_port"] == 9700
+
+
+def test_goloop_compares_with_its_networks_public_api_unless_told_otherwise(tmp_path):
+    """Sync-aware by default: the goloop profile's network references (the ICON Foundation's API) become
+    the references when none are given; given ones win, and the profile's can be turned off."""
+    public = {"name": "ctz.solidwallet.io", "url": "https://ctz.solidwallet.io/api/v3"}
+    icon = {"name": "goloop", "ports": {"rpc": {"port": 9000, "bind": "127.0.0.1"}}, "health": {"adapter": "icon"},
+            "network_settings": {"channel": "icon_dex", "references": [public]}}
+    config = resolved(resolve(tmp_path, {"_node_profile": icon}))["config"]
+    assert (config["adapter"], config["references"], config["reference_policy"]) == ("icon", [public], "fail_closed")
+    own = {"name": "icx-ref", "url": "http://10.10.0.9:9000/api/v3"}
+    assert resolved(resolve(tmp_path, {"_node_profile": icon, "health_checker_references": [own]}))["config"]["references"] == [own]
+    assert resolved(resolve(tmp_path, {"_node_profile": icon, "health_checker_profile_references": False}))["config"]["references"] == []

@@ -6,10 +6,9 @@ the way nwaku and go-waku do ({enrUri, listenAddresses}); Waku itself cannot run
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from json_server import JsonServer  # tests/testlib, put on sys.path by tests/conftest.py
 from playbook_runner import ansible_playbook, recap
 
 PEER_ID = "16Uiu2HAmE1zdG92om3Y49m3ZeT5T3jAZCZ1w7JGWi93NWGRbjmW1"
@@ -43,23 +42,8 @@ PLAYBOOK = """
 @pytest.fixture
 def info_server():
     answer = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield answer, "http://127.0.0.1:%d/debug/v1/info" % server.server_address[1]
-    server.shutdown()
+    with JsonServer(lambda: answer) as server:
+        yield answer, server.url + "/debug/v1/info"
 
 
 def run(tmp_path, url):

@@ -7,8 +7,11 @@ here, so their binary path is a stub executable: see docs/profiles.md.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -263,3 +266,147 @@ def test_gowaku_announces_the_advertised_address_in_the_form_it_takes(tmp_path, 
     assert result.returncode == 0, result.stdout[-3000:]
     flags = tomllib.loads((tmp_path / "out" / "gowaku.toml").read_text())
     assert {key: flags[key] for key in ("ext-ip", "ext-multiaddr", "dns4-domain-name") if key in flags} == wanted
+
+
+def goloop_env(path: Path) -> dict:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def test_goloop_settings_key_by_key_and_its_role_per_mode(rendered):
+    """goloop reads GOLOOP_* variables (cmd/cli/server.go) and starts its engines as `python3 -m pyexec` from
+    PATH and JAVAEE_BIN (service/eeproxy); the chain is joined with the P2P role of the mode: a P-Rep
+    behind sentries validates (3), a sentry seeds (1), a citizen does neither (0)."""
+    install = rendered / "install" / "goloop" / "v1.4.4"
+    for mode, role, seeds in (("private", 3, [PEERS[0]]), ("sentry", 1, PRIVATE_PEERS), ("standalone", 0, [])):
+        dest = rendered / "goloop" / mode
+        env = goloop_env(dest / "goloop.env")
+        assert env["GOLOOP_RPC_ADDR"] == '"127.0.0.1:9000"' and env["GOLOOP_P2P_LISTEN"] == '"0.0.0.0:7100"'
+        assert env["GOLOOP_ENGINES"] == '"python,java"' and env["PYEE_VERIFY_PACKAGE"] == '"true"'
+        assert env["PATH"] == '"%s/venv/bin:/usr/local/bin:/usr/bin:/bin"' % install
+        assert env["JAVAEE_BIN"] == '"%s/execman/bin/execman"' % install
+        assert (env["GOLOOP_KEY_STORE"], env["GOLOOP_KEY_SECRET"]) == ('"/var/lib/goloop/keystore.json"', '"/var/lib/goloop/keysecret"')
+        join = (dest / "join-chain.sh").read_text()
+        assert "--role %d " % role in join
+        assert ("--seed seed-ctz.solidwallet.io:7100" in join) is (mode != "private")
+        for peer in seeds:
+            assert "--seed %s:%d" % (peer["address"], peer["port"]) in join
+        check = subprocess.run(["sh", "-n", str(dest / "join-chain.sh")], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+        resolved = json.loads((dest / "profile.json").read_text())
+        assert resolved["binary"] == "%s/bin/goloop" % install
+        assert resolved["network_settings"]["references"] == [{"name": "ctz.solidwallet.io", "url": "https://ctz.solidwallet.io/api/v3"}]
+
+
+@pytest.mark.parametrize("config, role", [({"prep": True}, 3), ({"prep": True, "role": 1}, 1), ({}, 0)])
+def test_goloop_a_standalone_prep_validates(tmp_path, config, role):
+    case = {"profile": "goloop", "mode": "standalone", "peers": [], "private_peers": [], "install_dir": str(tmp_path / "install"),
+            "dest": str(tmp_path / "out"), "config": config}
+    result = render(tmp_path, [case])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "--role %d " % role in (tmp_path / "out" / "join-chain.sh").read_text()
+
+
+def test_goloop_rpc_for_a_load_balancer_binds_where_it_is_told(tmp_path):
+    """An endpoint behind a load balancer: node_ports opens the RPC on the host's addresses (the host
+    firewall and security group admit only the load balancer's sources)."""
+    (tmp_path / "ports.json").write_text(json.dumps({"node_ports": {"rpc": {"bind": "0.0.0.0"}}}))
+    case = {"profile": "goloop", "mode": "standalone", "peers": [], "private_peers": [], "install_dir": str(tmp_path / "install"),
+            "dest": str(tmp_path / "out"), "config": {}}
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": [case]}))
+    (tmp_path / "render.yml").write_text(RENDER_PLAYBOOK)
+    result = ansible_playbook(tmp_path / "render.yml", "-i", "localhost,", "-c", "local", "-e", "@%s" % (tmp_path / "cases.json"),
+                              "-e", "@%s" % (tmp_path / "ports.json"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert goloop_env(tmp_path / "out" / "goloop.env")["GOLOOP_RPC_ADDR"] == '"0.0.0.0:9000"'
+
+
+# Radicle heartwood's own test key (crates/radicle-crypto/src/ssh.rs, fmt::test::test_key): this OpenSSH
+# public key is the Node ID below.
+RADICLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINDoXIrhcnRjnLGUXUFdxhkuy08lkTOwrj2IoGsEX6+Q"
+RADICLE_NID = "z6MktWkM9vcfysWFq1c2aaLjJ6j4PYYg93TLPswR4qtuoAeT"
+
+
+def test_radicle_node_ids_follow_heartwood(rendered):
+    argv = json.loads((rendered / "radicle" / "standalone" / "profile.json").read_text())["identity"]["argv"]
+    derive = subprocess.run([sys.executable, "-c", argv[5]], input=RADICLE_SSH_KEY + "\n", capture_output=True, text=True, check=False)
+    assert (derive.returncode, derive.stdout.strip()) == (0, RADICLE_NID), derive.stderr
+
+
+def test_radicle_identity_command_reads_the_private_key(rendered, tmp_path):
+    """The whole command, as the role runs it: the public half comes from the private key file itself
+    (ssh-keygen -y), so a key given in node_secrets is never paired with a stale radicle.pub."""
+    argv = json.loads((rendered / "radicle" / "standalone" / "profile.json").read_text())["identity"]["argv"]
+    key = tmp_path / "radicle"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "radicle", "-f", str(key)], check=True)
+    public = (tmp_path / "radicle.pub").read_text()
+    expected = subprocess.run([sys.executable, "-c", argv[5]], input=public, capture_output=True, text=True, check=True).stdout
+    (tmp_path / "radicle.pub").unlink()
+    derived = subprocess.run(argv[:4] + [str(key), argv[5]], capture_output=True, text=True, check=False)
+    assert derived.returncode == 0 and derived.stdout == expected and derived.stdout.startswith("z6Mk"), derived.stderr
+
+
+def test_radicle_config_key_by_key_in_each_mode(rendered):
+    def config(mode):
+        return json.loads((rendered / "radicle" / mode / "config.json").read_text())
+
+    private, sentry, standalone = config("private"), config("sentry"), config("standalone")
+    assert private["node"]["connect"] == ["%s@%s:%d" % (PEERS[0]["id"], PEERS[0]["address"], PEERS[0]["port"])]
+    assert (private["node"]["peers"], private["node"]["externalAddresses"]) == ({"type": "static"}, [])
+    guarded = PRIVATE_PEERS[0]
+    assert sentry["node"]["connect"] == ["%s@%s:%d" % (guarded["id"], guarded["address"], guarded["port"])]
+    assert sentry["node"]["peers"] == {"type": "dynamic"} and sentry["node"]["externalAddresses"] == ["localhost:8776"]
+    for doc in (private, sentry, standalone):
+        assert doc["preferredSeeds"] == []
+        node = doc["node"]
+        assert (node["listen"], node["network"], node["relay"], node["alias"]) == (["0.0.0.0:8776"], "main", "auto", "localhost")
+        assert node["seedingPolicy"] == {"default": "allow", "scope": "all"}
+    unit = (rendered / "radicle" / "sentry" / "radicle.service").read_text().splitlines()
+    assert "Environment=RAD_HOME=/var/lib/radicle RAD_PASSPHRASE=" in unit and "RestartPreventExitStatus=75" in unit
+    resolved = json.loads((rendered / "radicle" / "sentry" / "profile.json").read_text())
+    assert resolved["binary"].endswith("/1.8.0/radicle-1.8.0-x86_64-unknown-linux-musl/bin/radicle-node")
+    assert resolved["install"]["url"] == \
+        "https://files.radicle.xyz/releases/1.8.0/radicle-1.8.0-x86_64-unknown-linux-musl.tar.xz"
+    httpd = (rendered / "radicle-httpd" / "standalone" / "radicle-httpd.service").read_text()
+    assert "--listen 127.0.0.1:8080" in httpd
+
+
+def test_radicle_seeds_an_allow_list_and_refuses_a_bad_repository_id(tmp_path):
+    rid = "rad:z3gqcJUoA1n9HaHKufZs5FCSGazv5"
+    case = {"profile": "radicle", "mode": "standalone", "peers": [], "private_peers": [], "install_dir": str(tmp_path / "install"),
+            "dest": str(tmp_path / "out"), "config": {"seed_repositories": [rid], "alias": "acme-org-node"}}
+    result = render(tmp_path, [case])
+    assert result.returncode == 0, result.stdout[-3000:]
+    node = json.loads((tmp_path / "out" / "config.json").read_text())["node"]
+    assert (node["seedingPolicy"], node["alias"]) == ({"default": "block"}, "acme-org-node")
+    script = (tmp_path / "out" / "radicle-node.sh").read_text()
+    assert "/bin/rad seed --no-fetch --scope all %s >/dev/null" % rid in script
+    case["config"] = {"seed_repositories": ["heartwood"]}
+    result = render(tmp_path, [case])
+    assert result.returncode != 0 and "node_config.seed_repositories: heartwood is not a repository ID" in result.stdout
+
+
+def test_radicle_refuses_a_second_writer_on_the_same_state(rendered, tmp_path):
+    """The start script, run twice on one state directory with a stand-in for radicle-node: the second
+    exits 75 (which the unit does not restart) and says why; once the first ends, a new one starts."""
+    script = rendered / "radicle" / "standalone" / "radicle-node.sh"
+    state = tmp_path / "state"
+    (state / "keys").mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "radicle", "-f", str(state / "keys" / "radicle")], check=True)
+    (state / "node").mkdir()
+    (state / "node" / "control.sock").write_text("")  # left by a killed node
+    env = dict(os.environ, RAD_HOME=str(state))
+    first = subprocess.Popen(["sh", str(script), "sleep", "30"], env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while (state / "node" / "control.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not (state / "node" / "control.sock").exists() and (state / "keys" / "radicle.pub").exists()
+        assert os.readlink(state / "config.json") == "/etc/chainops/radicle/config.json"
+        second = subprocess.run(["sh", str(script), "true"], env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert second.returncode == 75
+        assert "refusing to start a second writer on the same state" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(10)
+    third = subprocess.run(["sh", str(script), "true"], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert third.returncode == 0, third.stderr

@@ -144,3 +144,9 @@ def test_bad_fleet_input_is_named(fleets, expected):
 def test_a_fleet_may_not_take_a_cluster_name():
     cluster = {"name": "eth-rpc", "chain": "ethereum", "network": "mainnet", "p2p_ports": [30303]}
     assert "provision_topology.fleets[0].name 'eth-rpc' is already used by clusters[0]" in problems(ETHEREUM, clusters=[cluster])
+
+
+def test_a_fleet_whose_data_comes_from_a_snapshot_gets_no_blank_volume():
+    plan = plan_of(dict(ETHEREUM, volume=False))
+    assert plan["volumes"] == [] and [i["name"] for i in plan["instances"]] == ["eth-rpc-1"]
+    assert [v["name"] for v in plan_of(ETHEREUM)["volumes"]] == ["eth-rpc-1-data"]
