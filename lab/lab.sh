@@ -111,6 +111,14 @@ up() {
 
 status() {
   python3 "$ROOT/lab/status.py" --lab-name "$LAB_NAME" --inventory "$ROOT/inventories/lab"
+  # The same topology as a picture, next to the table (chainops.validator.topology_graph).
+  local drawn
+  if ! drawn=$(ansible-playbook "${INVENTORY[@]}" "$ROOT/playbooks/topology_graph.yml" \
+      -e "{\"topology_graph_dest\": \"$LAB_STATE\", \"topology_graph_title\": \"lab $LAB_NAME\"}" 2>&1); then
+    printf '%s\n' "$drawn" | tail -20 >&2
+    return 1
+  fi
+  if [ -s "$LAB_STATE/topology.svg" ]; then echo "topology: $LAB_STATE/topology.svg"; else echo "topology: $LAB_STATE/topology.dot (install graphviz to draw it)"; fi
 }
 
 playbook() {

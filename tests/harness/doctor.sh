@@ -36,7 +36,7 @@ trap cleanup EXIT
 # Host tools the tests call directly.
 for tool in podman:podman runc:runc shellcheck:shellcheck wireguard-go:wireguard-go wg:wireguard-tools \
             nft:nftables litecoind:litecoind zstd:zstd curl:curl fio:fio nsenter:util-linux flock:util-linux \
-            ssh-keygen:openssh-client ip:iproute2; do
+            ssh-keygen:openssh-client ip:iproute2 dot:graphviz; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || fail "program ${tool%%:*}" "not installed" "make system-deps (apt-get install -y ${tool#*:})"
 done
 [ -x "$root/.venv/bin/moto_server" ] || fail "moto_server" "not in the virtualenv" "make venv"

@@ -6,7 +6,7 @@
 set -euo pipefail
 packages=(podman runc golang-github-containernetworking-plugin-dnsname mmdebstrap uidmap slirp4netns
           python3-venv shellcheck litecoind wireguard-go wireguard-tools nftables zstd lz4 curl openssl fio
-          openssh-client iproute2)
+          openssh-client iproute2 graphviz)
 # npm fetches test artifacts; any npm will do (a machine may have Node.js from elsewhere,
 # whose nodejs package conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

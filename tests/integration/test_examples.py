@@ -160,6 +160,18 @@ def test_an_example_plans_reads_back_and_renders_every_host(system, aws_env, tmp
         for item in resolved.get("config_files", []):
             assert (main / item["dest"]).stat().st_size > 0, (host, item["dest"])
     CHECKS[system](inventory["_meta"]["hostvars"], out)
+    # The example's picture, drawn from the same inventory (chainops.validator.topology_graph).
+    env = {"AWS_ENDPOINT_URL": aws_env, "ANSIBLE_INVENTORY_CACHE": "False"}
+    drawn = ansible_playbook(REPO_ROOT / "playbooks" / "topology_graph.yml", "-i", str(root / "ec2_topology.yml"),
+                             "-e", "topology_graph_dest=%s" % tmp_path, "-e", "@%s" % (tmp_path / "vault.json"),
+                             "-e", "@%s" % (root / "provision_topology.yml"), env=env)
+    assert drawn.returncode == 0, drawn.stdout[-3000:]
+    graph = (tmp_path / "topology.dot").read_text()
+    for fleet in plan["fleets"]:
+        assert "label=\"fleet %s (%s)\"" % (fleet["name"], fleet["role"]) in graph
+    for balancer in plan["load_balancers"]:
+        assert "internet -> \"%s\"" % balancer["name"] in graph
+    assert (tmp_path / "topology.svg").read_text().rstrip().endswith("</svg>")
 
 
 def check_polykey(hostvars, out):

@@ -398,7 +398,8 @@ def test_radicle_refuses_a_second_writer_on_the_same_state(rendered, tmp_path):
     first = subprocess.Popen(["sh", str(script), "sleep", "30"], env=env)
     try:
         deadline = time.monotonic() + 10
-        while (state / "node" / "control.sock").exists() and time.monotonic() < deadline:
+        # The link is the script's last step before it execs the node: wait for it (a loaded machine is slow).
+        while not (state / "config.json").is_symlink() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not (state / "node" / "control.sock").exists() and (state / "keys" / "radicle.pub").exists()
         assert os.readlink(state / "config.json") == "/etc/chainops/radicle/config.json"

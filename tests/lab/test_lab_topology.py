@@ -27,6 +27,13 @@ def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
     for host in SENTRIES:
         assert re.search(r"%s\s+sentry\s+\S+\s+open: 19444\s+ok" % host, out)
     assert "include a validator or standby address: no (ok)" in out
+    # The picture next to the table: the cluster's WireGuard links, and no way in to a hub.
+    assert "topology: %s/topology.svg" % lab.state in out
+    graph = (lab.state / "topology.dot").read_text()
+    for sentry in SENTRIES:
+        assert '"%s" -> "%s" [dir=both' % (sentry, VALIDATOR) in graph
+    assert 'internet -> "%s"' % VALIDATOR not in graph and 'internet -> "%s"' % STANDBY not in graph
+    assert (lab.state / "topology.svg").read_text().rstrip().endswith("</svg>")
     # The signer holds the cluster's lease (token 1) in S3 and its token in /run; the standby has neither.
     lease = lab.lease()
     assert (lease["holder"], lease["token"]) == (VALIDATOR, 1), lease
