@@ -106,20 +106,18 @@ def _check_install(install, errors):
         return
     if method == "apt" and not install.get("packages"):
         errors.append("install.packages is required when install.method is apt")
-    if method == "deb":
-        # A Debian package from a release URL: verified on the controller like url, installed with apt.
+    if method in ("url", "deb"):
+        # Downloaded and verified on the controller (deb: then installed with apt).
         if not install.get("url") and not install.get("own_artifact"):
-            errors.append("install.url is required when install.method is deb (or install.own_artifact: why the "
-                          "operator gives node_install_url)")
+            errors.append("install.url is required when install.method is %s (or install.own_artifact: why the "
+                          "operator gives node_install_url)" % method)
+        if not isinstance(install.get("checksums", {}), dict):
+            errors.append("install.checksums must map version -> {arch: 'sha256:<hex>'}")
+    if method == "deb":
         for field in ("archive", "archive_member", "tree"):
             if field in install:
                 errors.append("install.%s does not apply to install.method deb (the package is installed whole)" % field)
-        if not isinstance(install.get("checksums", {}), dict):
-            errors.append("install.checksums must map version -> {arch: 'sha256:<hex>'}")
     if method == "url":
-        if not install.get("url") and not install.get("own_artifact"):
-            errors.append("install.url is required when install.method is url (or install.own_artifact: why the "
-                          "operator gives node_install_url)")
         if install.get("archive") not in (None, "none", "tar"):
             errors.append("install.archive must be 'tar' or 'none', got %r" % install.get("archive"))
         if install.get("archive") == "tar" and not install.get("archive_member") and not install.get("tree"):
@@ -127,8 +125,6 @@ def _check_install(install, errors):
                           "to unpack the whole archive)")
         if install.get("tree") and install.get("archive") != "tar":
             errors.append("install.tree needs install.archive: tar")
-        if not isinstance(install.get("checksums", {}), dict):
-            errors.append("install.checksums must map version -> {arch: 'sha256:<hex>'}")
 
 
 def validate_profile(profile, name=None):
