@@ -34,7 +34,7 @@ export PY_COLORS := 0
 # Where the virtualenv's Python keeps the bytecode of Ansible's modules (tests/harness/chainops_zipimport_cache.py).
 export CHAINOPS_ZIPIMPORT_CACHE := $(CACHE)/zipimport
 
-.PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test lab lab-status lab-playbook lab-down lab-test lab-bench bench-tools restore-bench clean
+.PHONY: help setup system-deps networks doctor venv collection-link image artifacts lint sanity unit molecule test ee lab lab-status lab-playbook lab-down lab-test lab-bench bench-tools restore-bench clean
 
 help:
 	@echo "make test   - set up (virtualenv, Debian packages, local image) and run every test"
@@ -42,6 +42,7 @@ help:
 	@echo "make doctor - try each capability the lab and tests need (container DNS, systemd, WireGuard, nftables, ...)"
 	@echo "make lab-playbook PLAYBOOK=rolling_upgrade.yml ARGS='-e node_version=...' - run a playbook against the lab"
 	@echo "make lab-down - remove everything the lab made"
+	@echo "make ee     - build the execution environment image (execution-environment.yml) on a local Debian base"
 	@echo "make lint | sanity | unit | molecule [SCENARIOS=node] - run one layer"
 	@echo "make restore-bench [BENCH_ARGS='--skip-sync --size 2048'] - restore speed against its baselines (tests/bench/restore_bench.py)"
 
@@ -118,6 +119,10 @@ test:
 	@CHAINOPS_TEST_STARTED=$$(cat $(CACHE)/test-started) CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) \
 	  $(ROOT)/tests/harness/lanes.sh $(TEST_JOBS) $(TEST_ORDER)
 	@echo "==> all tests passed"
+
+# The AWX execution environment, built with ansible-builder here (tests/harness/ee/build-ee.sh); prints its name.
+ee: setup
+	@CHAINOPS_TEST_IMAGE=$$(cat $(CACHE)/image-name) $(ROOT)/tests/harness/ee/build-ee.sh
 
 # The local lab (lab/lab.sh): moto as AWS, podman containers as instances, the real playbooks.
 lab: setup

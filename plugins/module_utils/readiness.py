@@ -153,10 +153,11 @@ def unit_state(unit, journal_lines=0):
     return text
 
 
-def wait(probe, timeout, interval, minimums=None, clock=time.monotonic, sleep=time.sleep):
+def wait(probe, timeout, interval, minimums=None, clock=time.monotonic, sleep=time.sleep, observe=None):
     """Call ``probe()`` until its observation is ready or ``timeout`` seconds have passed (at least one
     attempt; ``timeout`` 0 means exactly one). Returns the result dict: ready, attempts, elapsed, last
-    (the last observation, with ``state``: what it showed, in one line)."""
+    (the last observation, with ``state``: what it showed, in one line). ``observe(last)`` is called
+    after each attempt that is not ready (progress reporting)."""
     minimums = minimums or {}
     started = clock()
     attempts = 0
@@ -171,6 +172,8 @@ def wait(probe, timeout, interval, minimums=None, clock=time.monotonic, sleep=ti
         if last.get("ok"):
             last.setdefault("state", "ready")
             return {"ready": True, "attempts": attempts, "elapsed": round(clock() - started, 3), "last": last}
+        if observe is not None:
+            observe(last)
         remaining = timeout - (clock() - started)
         if remaining <= 0:
             return {"ready": False, "attempts": attempts, "elapsed": round(clock() - started, 3), "last": last}

@@ -177,6 +177,8 @@ class RangedFetch(object):
         self.ready = set(part.index for part in store.plan if store.have(part))
         self.reused_parts = len(self.ready)
         self.fetched_bytes = 0
+        self.fed_parts = 0
+        self.active = {}  # part index -> the file curl is writing, for progress
         self.missing = collections.deque(part for part in store.plan if part.index not in self.ready)
         self.fed = 0  # parts fed so far; downloads stay within `window` parts of it
         self.error = None
@@ -201,9 +203,11 @@ class RangedFetch(object):
                 if self.error is not None:
                     proc.kill()
                 self.procs.add(proc)
+                self.active[part.index] = tmp
             out, err = proc.communicate(range_config(self.url, part, tmp, self.timeout).encode())
             with self.cond:
                 self.procs.discard(proc)
+                self.active.pop(part.index, None)
                 if self.error is not None:
                     return
             fields = out.decode("ascii", "replace").split()
@@ -230,6 +234,19 @@ class RangedFetch(object):
                         return
         self._fail(StreamError("part %d (bytes %d-%d) could not be fetched after %d attempt%s: %s"
                                % (part.index, part.start, part.end, attempt + 1, "s" if attempt else "", problem), "download"))
+
+    def progress(self):
+        """(bytes on disk: parts fetched or reused plus what curl has written of the others, parts fed on)."""
+        with self.cond:
+            done = sum(part.size for part in self.store.plan if part.index in self.ready)
+            writing = list(self.active.values())
+            fed = self.fed_parts
+        for path in writing:
+            try:
+                done += os.path.getsize(path)
+            except OSError:
+                pass  # renamed or not created yet
+        return done, fed
 
     def _fail(self, error):
         with self.cond:
@@ -266,6 +283,7 @@ class RangedFetch(object):
                     self.store.drop(part)
                 with self.cond:
                     self.fed = part.index + 1
+                    self.fed_parts += 1
                     self.cond.notify_all()
             return total
         except BaseException as exc:

@@ -25,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -47,8 +48,24 @@ SHA_LINE = re.compile(r"^([0-9a-f]{64})\b")
 # back to read and write. When the decompressor has died (EPIPE) hashing goes on to the end, so
 # that corrupt bytes are reported as a checksum mismatch; the decompressor's exit code reports it.
 HASHER = r"""
-import ctypes, errno, fcntl, hashlib, os, sys
+import ctypes, errno, fcntl, hashlib, json, os, sys, time
 SIZE = 1 << 20
+# argv[2], argv[3]: a progress file and its report (module_utils/progress.py); "done" counts the bytes hashed.
+progress = sys.argv[2] if len(sys.argv) > 3 else ""
+report, written = (json.loads(sys.argv[3]) if progress else None), 0.0
+def show(final=False):
+    global written
+    now = time.time()
+    if progress and (final or now - written >= 1.0):
+        written = report["updated"] = now
+        report["done"] = count
+        try:
+            with open(progress + ".hash", "w") as handle:
+                json.dump(report, handle)
+            os.rename(progress + ".hash", progress)
+        except OSError:
+            pass
+count = 0
 for fd in (0, 1):
     try:
         fcntl.fcntl(fd, 1031, SIZE)
@@ -86,6 +103,8 @@ while True:
     if not got:
         break
     digest.update(view[:got])
+    count += got
+    show()
     if out and not tee:
         try:
             done = 0
@@ -93,6 +112,7 @@ while True:
                 done += os.write(1, view[done:got])
         except BrokenPipeError:
             out = False
+show(final=True)
 os.write(int(sys.argv[1]), (digest.hexdigest() + "\n").encode())
 """
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part (except the last one)
@@ -159,14 +179,16 @@ def _codes(stdout, count):
     return codes if len(codes) == count else [255] * count
 
 
-def restore_script(compression, dest, exclude, hash_fd, fetch=True):
+def restore_script(compression, dest, exclude, hash_fd, fetch=True, progress=None):
     """The bash pipeline of a restore; stdout gets PIPESTATUS.
 
     fetch: stdin carries curl's config (the URL) and curl is the first stage; otherwise stdin
     carries the archive itself (parallel ranged downloads fed in order, snapshot_fetch.py).
+    progress: a module_utils.progress.Progress; the hash stage writes the bytes it has seen to its file.
     """
     stages = ["curl --config - %d>&-" % hash_fd] if fetch else []
-    stages.append("%s -c %s %d" % (shlex.quote(sys.executable or "python3"), shlex.quote(HASHER), hash_fd))
+    report = " %s %s" % (shlex.quote(progress.path), shlex.quote(json.dumps(progress.report))) if progress is not None and progress.path else ""
+    stages.append("%s -c %s %d%s" % (shlex.quote(sys.executable or "python3"), shlex.quote(HASHER), hash_fd, report))
     if DECOMPRESSORS[compression]:
         stages.append("%s %d>&-" % (DECOMPRESSORS[compression], hash_fd))
     stages.append("%s >/dev/null %d>&-" % (" ".join(shlex.quote(a) for a in tar_extract_command(dest, exclude)), hash_fd))
@@ -205,7 +227,7 @@ def require_tools(*tools):
             raise StreamError("%s is needed on the host and was not found" % tool, "setup")
 
 
-def stream_restore(url, compression, dest, exclude=(), timeout=60, feed=None):
+def stream_restore(url, compression, dest, exclude=(), timeout=60, feed=None, progress=None):
     """Download url and extract it into dest. Returns (bytes, sha256 hex).
 
     feed: instead of one curl stream, a callable that writes the whole archive, in order, to the
@@ -224,7 +246,8 @@ def stream_restore(url, compression, dest, exclude=(), timeout=60, feed=None):
     try:
         if not fetch:
             feed_read, feed_write = os.pipe()
-        proc = subprocess.Popen(["bash", "-c", restore_script(compression, dest, exclude, write_fd, fetch)],
+        # One stream: the hash stage counts the bytes. Ranged parts: the caller counts them as they arrive.
+        proc = subprocess.Popen(["bash", "-c", restore_script(compression, dest, exclude, write_fd, fetch, progress if fetch else None)],
                                 stdin=subprocess.PIPE if fetch else feed_read, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, pass_fds=(write_fd,))
     except Exception:
@@ -344,13 +367,14 @@ def _read_part(stream, size):
     return buf
 
 
-def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, timeout=60, connections=4):
+def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, timeout=60, connections=4, progress=None):
     """Archive ``source`` and upload it, streaming, to presigned UploadPart URLs, ``connections`` parts at a time.
 
     ``tar | compressor`` runs as two processes; this process cuts their output into parts,
     hashes each part and the whole archive (hashlib, SHA-NI) and hands each part to its own curl.
     Memory: at most ``connections`` + 1 parts. Returns dict(bytes, sha256,
-    parts=[{part_number, etag, bytes, sha256}]). Raises StreamError.
+    parts=[{part_number, etag, bytes, sha256}]). Raises StreamError. ``progress`` (a
+    module_utils.progress.Progress) is told the bytes S3 has accepted.
     """
     require_tools("curl", "tar", compressor.split()[0])
     connections = max(1, int(connections))
@@ -366,6 +390,8 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
             with lock:
                 if code == 200 and etag and sent == len(data):
                     done.append({"part_number": number, "etag": etag, "bytes": len(data), "sha256": digest})
+                    if progress is not None:
+                        progress.update(done=sum(part["bytes"] for part in done), state="%d parts accepted" % len(done))
                 else:
                     failures.append("part %d: HTTP %d, %d of %d bytes sent%s" % (
                         number, code, sent, len(data), (": " + errors.strip()) if errors.strip() else ""))
@@ -418,6 +444,8 @@ def stream_upload(source, exclude, compressor, part_urls, part_size, work_dir, t
         codes = [tar.wait(), comp.wait()]
         for thread in threads:
             thread.join()
+        if progress is not None:
+            progress.update(force=True)
         tar_err.seek(0)
         comp_err.seek(0)
         messages = (tar_err.read() + comp_err.read()).decode("utf-8", "replace")

@@ -83,6 +83,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - chainops.validator.progress
 author:
   - chainops.validator maintainers (!UNKNOWN)
 """
@@ -143,6 +144,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.chainops.validator.plugins.module_utils.ebs_volume import initialization_plan, volume_problems
+from ansible_collections.chainops.validator.plugins.module_utils.progress import Progress, progress_argument_spec
 
 POLL = 2
 
@@ -165,10 +167,13 @@ def fast_restore_enabled(ec2, snapshot_id, zone):
 def wait_for(module, ec2, volume_id, done, what, timeout):
     """Poll the volume until done(volume) holds; fail with the last state after timeout seconds."""
     deadline = time.monotonic() + timeout
+    progress = Progress(module.params["progress_file"], "volume %s to become %s" % (volume_id, what), unit="s", total=timeout)
     while True:
         volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
         if done(volume):
             return volume
+        progress.update(state="last state %s, attachments %s" % (
+            volume["State"], [(a.get("InstanceId"), a.get("State")) for a in volume.get("Attachments", [])] or "none"))
         if volume["State"] in ("error", "deleting", "deleted") or time.monotonic() >= deadline:
             attachments = [(a.get("InstanceId"), a.get("State")) for a in volume.get("Attachments", [])]
             module.fail_json(msg="volume %s did not become %s within %d s: last state %s, attachments %s"
@@ -190,6 +195,7 @@ def main():
         fast_snapshot_restore=dict(type="bool", default=False),
         tags=dict(type="dict", default={}),
         wait_timeout=dict(type="int", default=300),
+        **progress_argument_spec()
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params

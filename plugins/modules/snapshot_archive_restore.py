@@ -130,6 +130,8 @@ options:
     default: ""
 notes:
   - Check mode reports whether a restore would happen and downloads nothing.
+extends_documentation_fragment:
+  - chainops.validator.progress
 author:
   - chainops.validator maintainers (!UNKNOWN)
 """
@@ -195,10 +197,12 @@ import json
 import os
 import pwd
 import shutil
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.chainops.validator.plugins.module_utils.progress import Progress, progress_argument_spec
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_archive import (
     SHA256,
     unexpected_data,
@@ -258,6 +262,22 @@ def keep_parts(module, store, size, resume):
     return False
 
 
+def report_parts(fetch, progress):
+    """Report a ranged download's bytes on disk every second until the returned event is set."""
+    stop = threading.Event()
+    parts = len(fetch.store.plan)
+
+    def run():
+        while not stop.wait(1.0):
+            done, fed = fetch.progress()
+            progress.update(done=done, state="%d of %d parts extracted" % (fed, parts), force=True)
+
+    thread = threading.Thread(target=run)
+    thread.daemon = True
+    thread.start()
+    return stop
+
+
 def mismatch(module, fetch, staging, actual, expected, dest, result):
     """Fail on a checksum mismatch; keep only the parts that are proven good."""
     message = "checksum mismatch: the archive's sha256 is %s, the manifest says %s; %s was not touched" % (actual, expected, dest)
@@ -295,6 +315,7 @@ def main():
             )),
             connections=dict(type="int", default=8),
             resume=dict(type="bool", default=True),
+            **progress_argument_spec()
         ),
         supports_check_mode=True,
     )
@@ -391,8 +412,15 @@ def main():
                 fetch = RangedFetch(params["url"], store, params["connections"], params["timeout"],
                                     keep_parts=keep_parts(module, store, size, params["resume"]))
                 result.update(parts=len(store.plan), reused_parts=fetch.reused_parts)
-            total, actual = stream_restore(params["url"], params["compression"], tree, keep, params["timeout"],
-                                           feed=fetch.feed if fetch else None)
+            progress = Progress(params["progress_file"], "restore of %s" % (params["name"] or expected[:12]),
+                                total=size or params["size"] or (sum(part["size"] for part in params["parts"]) if params["parts"] else None))
+            reporter = report_parts(fetch, progress) if fetch and params["progress_file"] else None
+            try:
+                total, actual = stream_restore(params["url"], params["compression"], tree, keep, params["timeout"],
+                                               feed=fetch.feed if fetch else None, progress=progress)
+            finally:
+                if reporter:
+                    reporter.set()
             result["pipeline_seconds"] = round(time.monotonic() - piped, 3)
         except StreamError as exc:
             result["bytes"] = exc.bytes

@@ -69,6 +69,8 @@ options:
     default: 4
 notes:
   - Check mode is not supported (the task is skipped); an upload has no dry run.
+extends_documentation_fragment:
+  - chainops.validator.progress
 author:
   - chainops.validator maintainers (!UNKNOWN)
 """
@@ -128,6 +130,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.chainops.validator.plugins.module_utils.progress import Progress, progress_argument_spec
 from ansible_collections.chainops.validator.plugins.module_utils.snapshot_stream import (
     MIN_PART,
     StreamError,
@@ -147,6 +150,7 @@ def main():
             work_dir=dict(type="path", required=True),
             timeout=dict(type="int", default=60),
             connections=dict(type="int", default=4),
+            **progress_argument_spec()
         ),
         supports_check_mode=False,
     )
@@ -168,8 +172,9 @@ def main():
     compressor = "zstd -q -T0 -%d -c" % params["zstd_level"] if params["compression"] == "zstd" else "lz4 -q -z -c"
     started = time.monotonic()
     try:
+        progress = Progress(params["progress_file"], "archive upload of %s" % params["src"])
         result = stream_upload(params["src"], params["exclude"], compressor, params["part_urls"], params["part_size"],
-                               params["work_dir"], params["timeout"], params["connections"])
+                               params["work_dir"], params["timeout"], params["connections"], progress=progress)
     except StreamError as exc:
         module.fail_json(msg=str(exc), stage=exc.stage, bytes=exc.bytes)
     result["manifest_parts"] = [{"size": part["bytes"], "sha256": part["sha256"]} for part in result["parts"]]

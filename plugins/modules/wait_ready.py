@@ -87,6 +87,8 @@ options:
     default: true
 notes:
   - Only reads; in check mode it runs as usual, so a check run reports the real state.
+extends_documentation_fragment:
+  - chainops.validator.progress
 author:
   - chainops.validator maintainers (!UNKNOWN)
 """
@@ -156,7 +158,9 @@ json:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.chainops.validator.plugins.module_utils.progress import Progress, progress_argument_spec
 from ansible_collections.chainops.validator.plugins.module_utils.readiness import (
+    json_field,
     probe_command,
     probe_http,
     unit_state,
@@ -181,6 +185,7 @@ def main():
             unit=dict(type="str"),
             journal_lines=dict(type="int", default=0),
             fail_on_timeout=dict(type="bool", default=True),
+            **progress_argument_spec()
         ),
         mutually_exclusive=[("command", "url")],
         required_one_of=[("command", "url")],
@@ -210,7 +215,17 @@ def main():
         def probe():
             return probe_http(p["url"], p["method"], p["body"], p["headers"], p["status_code"], p["attempt_timeout"])
 
-    result = wait(probe, p["timeout"], p["interval"], minimums=p["minimums"])
+    # A sync wait with one minimum (a height) counts towards it; any other wait counts seconds.
+    field = next(iter(p["minimums"])) if len(p["minimums"]) == 1 else None
+    progress = Progress(p["progress_file"], "waiting for %s" % p["what"], unit=field or "s",
+                        total=float(p["minimums"][field]) if field else p["timeout"])
+
+    def observe(last):
+        value = json_field(last.get("json"), field) if field and last.get("json") is not None else None
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        progress.update(done=value if numeric else None, state="last seen: %s" % last.get("state", ""))
+
+    result = wait(probe, p["timeout"], p["interval"], minimums=p["minimums"], observe=observe)
     last = result["last"]
     output = dict(changed=False, ready=result["ready"], attempts=result["attempts"], elapsed=result["elapsed"],
                   state=last.get("state", ""), reasons=last.get("reasons", []), json=last.get("json"))

@@ -239,6 +239,10 @@ PLAYBOOK_CASES = [
      "chainops_site_min_healthy_sentries must be a whole number of at least 1, got 0"),
     ("a companion node without its profile", "site.yml", ["-e", '{"chainops_site_companion_nodes": [{"node_name": "lighthouse"}]}'],
      "chainops_site_companion_nodes must be a list of node role variables, each with node_profile, got [{\"node_name\": \"lighthouse\"}]"),
+    ("an AWS endpoint that is not a URL", "site.yml", ["-e", "chainops_aws_endpoint_url=localhost:5000"],
+     "chainops_aws_endpoint_url must be an http:// or https:// URL, got \"localhost:5000\""),
+    ("a misspelt AWS region", "site.yml", ["-e", "chainops_aws_region=eu-west"],
+     "chainops_aws_region must be an AWS region such as eu-west-1, got \"eu-west\""),
     ("an upgrade to a path", "rolling_upgrade.yml", ["-e", "node_version=../../bin"],
      "rolling_upgrade: node_version \"../../bin\" is not a version"),
     # The node keeps running: nothing is stopped before the inputs are checked.

@@ -1,6 +1,7 @@
-"""One lab for every lab test: tests/lab/test_lab_topology.py checks its topology first, then
+"""One lab for every lab test: tests/lab/test_lab_topology.py checks its topology first,
+tests/lab/test_lab_awx.py runs site.yml on it from the execution environment, then
 tests/lab/test_lab_operations.py operates it (fleet behind HAProxy, guard, upgrade, failover) and
-removes it. Building it is most of their time, so they share it: the two files run in one pytest call,
+removes it. Building it is most of their time, so they share it: the files run in one pytest call,
 topology first (the hook below keeps that order)."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def lab(tmp_path_factory):
 
 
 # The lab's files in the order they use it, whatever order pytest was given them in.
-LAB_ORDER = ("test_lab_topology.py", "test_lab_operations.py")
+LAB_ORDER = ("test_lab_topology.py", "test_lab_awx.py", "test_lab_operations.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import testinfra
+import yaml
 from chainops_testlib import listeners
 from moto_server import free_port
 
@@ -278,6 +279,11 @@ def running_lab(tmp_path_factory, name, **env):
         yield lab
     finally:
         lab.down(check=False)
+
+
+def world(lab):
+    """The lab's state lab/world.yml wrote (VPC, zone, the load balancer's subnet, the admin network)."""
+    return yaml.safe_load((lab.state / "world.yml").read_text())
 
 
 def assert_down_leaves_nothing(lab):

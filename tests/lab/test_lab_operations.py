@@ -12,10 +12,9 @@ import json
 import re
 import subprocess
 
-import yaml
 from chainops_testlib import open_tcp_ports, recap, wait_for
 from labkit import (CLI, FLEET, HUBS, ROOT, SENTRIES, STANDBY, THIRD, VALIDATOR, SignerWatch, assert_down_leaves_nothing,
-                    assert_refused_by_the_start_check, status_rows)
+                    assert_refused_by_the_start_check, status_rows, world)
 
 NEW_VERSION = "0.21.2.1-1+b1+lab1"
 CHECK_INTERVAL = 2  # lab/balancer.yml: inter 2s, fall 2, rise 2
@@ -47,11 +46,6 @@ print(json.dumps(seen))
 """
 
 
-def world(lab):
-    """The lab's state lab/world.yml wrote (VPC, zone, the load balancer's subnet)."""
-    return yaml.safe_load((lab.state / "world.yml").read_text())
-
-
 def test_the_fleet_is_provisioned_with_its_records_groups_and_load_balancer(lab):
     ec2, r53, elb = lab.client("ec2"), lab.client("route53"), lab.client("elbv2")
     ids = lab.instance_ids()
@@ -61,7 +55,7 @@ def test_the_fleet_is_provisioned_with_its_records_groups_and_load_balancer(lab)
     rules = {(p["IpProtocol"], p["FromPort"], r.get("CidrIp") or r.get("CidrIpv6") or r.get("GroupId"))
              for p in node_group["IpPermissions"] for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []) + p.get("UserIdGroupPairs", [])}
     assert rules == {("tcp", 19444, "0.0.0.0/0"), ("tcp", 19444, "::/0"),
-                     ("tcp", 19443, lb_cidr), ("tcp", 9680, lb_cidr), ("tcp", 22, "192.0.2.0/24")}
+                     ("tcp", 19443, lb_cidr), ("tcp", 9680, lb_cidr), ("tcp", 22, world(lab)["lab_admin_cidr"])}
     zone = r53.list_hosted_zones_by_name(DNSName=lab.name + ".test")["HostedZones"][0]["Id"]
     names = {s["Name"].rstrip(".") for s in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"] if s["Type"] == "A"}
     assert names == {"ltc-rpc-1.%s.test" % lab.name, "ltc-rpc-2.%s.test" % lab.name}

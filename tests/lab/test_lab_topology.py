@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from chainops_testlib import open_tcp_ports, open_tcp_ports_of, recap, wait_for
-from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, FLEET, assert_refused_by_the_start_check, status_rows
+from labkit import HUBS, MEMBERS, PAIRS, SENTRIES, STANDBY, THIRD, VALIDATOR, CLI, FLEET, assert_refused_by_the_start_check, status_rows, world
 
 
 def test_first_run_builds_the_topology_and_proves_the_validator_hidden(lab):
@@ -101,7 +101,8 @@ def test_hubs_tunnel_to_exactly_their_sentries_with_recent_handshakes(lab):
 def test_firewall_is_an_own_default_deny_table(lab):
     for name in MEMBERS:
         ruleset = lab.on(name, "nft", "list", "table", "inet", "chainops")
-        assert "policy drop" in ruleset and "192.0.2.0/24" in ruleset, name
+        # SSH from the lab's admin network only: the machine the lab runs on.
+        assert "policy drop" in ruleset and "ip saddr %s tcp dport 22 accept" % world(lab)["lab_admin_cidr"] in ruleset, name
         assert lab.on(name, "systemctl", "is-enabled", "chainops-firewall") == "enabled", name
 
 
