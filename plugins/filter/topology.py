@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: chainops.validator contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters over the shared topology model (plugins/module_utils/topology.py)."""
+"""Filters over the shared topology model (plugins/plugin_utils/topology.py)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.chainops.validator.plugins.module_utils.topology import (
+from ansible_collections.chainops.validator.plugins.plugin_utils.topology import (
     DEFAULT_CLUSTER_PREFIX,
     DEFAULT_MIN_SENTRIES,
     DEFAULT_POOL,

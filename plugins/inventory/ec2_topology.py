@@ -339,7 +339,7 @@ from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.chainops.validator.plugins.module_utils import topology as topo_model
+from ansible_collections.chainops.validator.plugins.plugin_utils import topology as topo_model
 
 # Bump when the cached structure changes, so old cache entries are ignored instead of misread.
 CACHE_FORMAT = 1
@@ -587,7 +587,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError("role_map: '%s' maps to '%s', which is not one of %s" % (value, role, ", ".join(topo_model.ROLES)))
             self._role_map[topo_model.normalize_role(value)] = role
 
-        from ansible_collections.chainops.validator.plugins.module_utils import ec2_topology_fetch as fetch
+        from ansible_collections.chainops.validator.plugins.plugin_utils import ec2_topology_fetch as fetch
 
         regions = [self.templar.template(r) if "{{" in str(r) else str(r) for r in self.get_option("regions")]
         profile = self._opt("profile")

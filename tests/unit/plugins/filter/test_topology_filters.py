@@ -1,4 +1,4 @@
-"""topology_plan and wireguard_peers filters (thin glue over module_utils/topology.py)."""
+"""topology_plan and wireguard_peers filters (thin glue over plugin_utils/topology.py)."""
 from __future__ import annotations
 
 import pytest

@@ -836,7 +836,7 @@ def test_cache_warm_run_makes_no_call_and_recomputes(fleet, proxy, inventory, tm
 
 
 def _load_fetch():
-    path = REPO / "plugins" / "module_utils" / "ec2_topology_fetch.py"
+    path = REPO / "plugins" / "plugin_utils" / "ec2_topology_fetch.py"
     spec = importlib.util.spec_from_file_location("chainops_validator_fetch_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -887,7 +887,7 @@ INVENTORY_MANAGER_SCRIPT = textwrap.dedent("""
     init_plugin_loader(sys.argv[2].split(":"))
     from ansible.parsing.dataloader import DataLoader
     from ansible.inventory.manager import InventoryManager
-    from ansible_collections.chainops.validator.plugins.module_utils import ec2_topology_fetch
+    from ansible_collections.chainops.validator.plugins.plugin_utils import ec2_topology_fetch
     seen = []
     ec2_topology_fetch.EVENT_HOOKS.append(("before-send.ec2", lambda **kw: seen.append(kw["event_name"])))
     inv = InventoryManager(loader=DataLoader(), sources=[sys.argv[1]])

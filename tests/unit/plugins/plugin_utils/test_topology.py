@@ -1,4 +1,4 @@
-"""Unit tests for the shared topology model (plugins/module_utils/topology.py)."""
+"""Unit tests for the shared topology model (plugins/plugin_utils/topology.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 # Load the module straight from the working tree (it is pure Python, no Ansible imports), under a
 # private name so it cannot clash with anything else on sys.path.
-_PATH = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "topology.py"
+_PATH = Path(__file__).resolve().parents[4] / "plugins" / "plugin_utils" / "topology.py"
 _spec = importlib.util.spec_from_file_location("chainops_validator_topology_under_test", _PATH)
 t = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(t)
