@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run test jobs in parallel lanes: the containers wait on systemd, apt and the nodes far more than
 # they use the CPU. A job is a molecule scenario, or `unit` (pytest tests/unit tests/integration),
-# `lab` (tests/lab: one lab built, its topology checked, then operated, and removed),
+# `lab` (tests/lab: one lab built, its topology checked, a job run in the execution environment, then operated, and removed),
 # `inputs` (pytest tests/inputs: bad input against a real host, which must not change; and the
 # preflight's own tests),
 # `sanity` (ansible-test) or `lint` (ansible-lint). Each line is prefixed with its job, so progress
@@ -50,8 +50,8 @@ run_one() {
   fi
   case $name in
     unit) pytest -q -p no:cacheprovider -n "${CHAINOPS_UNIT_WORKERS:-2}" --dist loadfile tests/unit tests/integration ;;
-    # One lab for both files, in this order (tests/lab/conftest.py).
-    lab) pytest -q -x -p no:cacheprovider --durations=30 tests/lab/test_lab_topology.py tests/lab/test_lab_operations.py ;;
+    # One lab for the three files, in this order (tests/lab/conftest.py).
+    lab) pytest -q -x -p no:cacheprovider --durations=30 tests/lab/test_lab_topology.py tests/lab/test_lab_awx.py tests/lab/test_lab_operations.py ;;
     inputs) pytest -q -p no:cacheprovider tests/inputs tests/lab/test_doctor.py ;;
     sanity) "$here/sanity.sh" ;;
     lint) ansible-lint --offline && "$here/changelog_check.sh" ;;
