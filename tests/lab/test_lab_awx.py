@@ -64,6 +64,10 @@ def private_data_dir(lab, base, hosts):
         "AWS_ACCESS_KEY_ID": "motolabaccesskey", "AWS_SECRET_ACCESS_KEY": "motolabsecretkey0", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:%s" % lab.env["LAB_MOTO_PORT"],
         "LAB_NAME": lab.name, "LAB_STATE": "/runner/lab-state",
+        # The lab's provision plan (group_vars) takes its counts from the environment of the `up` that made
+        # the instances; the hosts' firewalls follow that plan. The same counts, read from moto.
+        "LAB_SENTRY_COUNT": str(sum("-sentry-" in host for host in hosts)),
+        "LAB_FLEET_COUNT": str(sum("-rpc-" in host for host in hosts)),
         "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_PIPELINING": "True", "ANSIBLE_FORKS": "16",
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True", "ANSIBLE_FORCE_COLOR": "False",
     }))
