@@ -58,7 +58,10 @@ def private_data_dir(lab, base, hosts):
     shutil.copy(lab.state / "world.yml", base / "lab-state" / "world.yml")
     env = base / "env"
     env.mkdir()
-    (env / "ssh_key").write_text((lab.state / "ssh" / "id_ed25519").read_text())
+    # The Machine credential's private key: 0600, as every key the collection writes.
+    key = env / "ssh_key"
+    key.touch(mode=0o600)
+    key.write_text((lab.state / "ssh" / "id_ed25519").read_text())
     (env / "envvars").write_text(yaml.safe_dump({
         # lab/lab.sh's account on moto (an AWX "Amazon Web Services" credential injects the same variables).
         "AWS_ACCESS_KEY_ID": "motolabaccesskey", "AWS_SECRET_ACCESS_KEY": "motolabsecretkey0", "AWS_DEFAULT_REGION": "us-east-1",
