@@ -197,7 +197,9 @@ class RangedFetch(object):
         tmp = self.store.path(part) + ".tmp"
         problem = None
         for attempt in range(ATTEMPTS):
-            proc = subprocess.Popen(["curl", "--config", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # nice: the parts arrive faster than zstd and tar take them (8 x 90 MiB/s), so on a busy
+            # host the extraction, which decides the restore's time, gets the CPU first.
+            proc = subprocess.Popen(["nice", "-n", "10", "curl", "--config", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
             with self.cond:
                 if self.error is not None:
