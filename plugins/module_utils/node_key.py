@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: chainops.validator contributors
 # Apache License 2.0 (see LICENSE)
-"""secp256k1 P2P node keys: read the file forms clients use, make new ones, derive what peers address.
+"""P2P node keys: read the file forms clients use, make new secp256k1 ones, derive what peers address.
 
 devp2p clients (geth, EthereumJS) and libp2p clients (nwaku, go-waku) identify a node by the public key
-of a secp256k1 key kept on the host. Computing the ID from the key file lets the role publish a node's
+of a secp256k1 key kept on the host; radicle by the public key of an OpenSSH Ed25519 key. Computing the ID from the key file lets the role publish a node's
 address before the client ever starts, so sentries and validators can be configured in one play.
 Standard library only: this runs on the host inside a module.
 """
@@ -13,8 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import re
 import secrets
+import struct
 
 # The curve (SEC 2, section 2.4.1).
 FIELD_PRIME = 2 ** 256 - 2 ** 32 - 977
@@ -100,15 +102,19 @@ def enode_id(secret):
     return "%064x%064x" % public_point(secret)
 
 
-def libp2p_peer_id(secret):
-    """libp2p peer ID (base58btc) of a secp256k1 key."""
-    raw = _LIBP2P_SECP256K1_PREFIX + compressed_public_key(secret)
+def _base58(raw):
+    """base58btc (Bitcoin's alphabet; a leading zero byte is a leading '1')."""
     number, encoded = int.from_bytes(raw, "big"), ""
     while number:
         number, digit = divmod(number, 58)
         encoded = _BASE58[digit] + encoded
     leading_zeros = len(raw) - len(raw.lstrip(b"\0"))
     return "1" * leading_zeros + encoded
+
+
+def libp2p_peer_id(secret):
+    """libp2p peer ID (base58btc) of a secp256k1 key."""
+    return _base58(_LIBP2P_SECP256K1_PREFIX + compressed_public_key(secret))
 
 
 def identities(secret):
@@ -118,3 +124,68 @@ def identities(secret):
         "peer_id": libp2p_peer_id(secret),
         "public_key": compressed_public_key(secret).hex(),
     }
+
+
+# ---- OpenSSH Ed25519 (radicle) --------------------------------------------------------------------
+_OPENSSH_MAGIC = b"openssh-key-v1\0"
+# multicodec ed25519-pub (0xed, as a varint 0xed 0x01), as radicle's Node ID (a did:key) starts.
+_ED25519_PUB_MULTICODEC = b"\xed\x01"
+
+
+def _ssh_string(blob, offset):
+    if offset + 4 > len(blob):
+        raise NodeKeyError("the OpenSSH key is truncated")
+    size = struct.unpack(">I", blob[offset:offset + 4])[0]
+    if offset + 4 + size > len(blob):
+        raise NodeKeyError("the OpenSSH key is truncated")
+    return blob[offset + 4:offset + 4 + size], offset + 4 + size
+
+
+def _ed25519_from_public_blob(blob):
+    kind, offset = _ssh_string(blob, 0)
+    if kind != b"ssh-ed25519":
+        raise NodeKeyError("the key is %s, not Ed25519" % kind.decode("ascii", "replace"))
+    key, _offset = _ssh_string(blob, offset)
+    if len(key) != 32:
+        raise NodeKeyError("the Ed25519 public key has %d bytes, not 32" % len(key))
+    return key
+
+
+def openssh_ed25519_public_key(text):
+    """The 32-byte public key of an OpenSSH Ed25519 key file: the private key file (its public half is
+    stored in clear, even when the private half is encrypted) or a public key line ``ssh-ed25519 AAAA...``.
+    Reading the private file means a stale ``.pub`` beside it is never taken for the key."""
+    text = text.strip()
+    try:
+        begin, end = "-----BEGIN OPENSSH PRIVATE KEY-----", "-----END OPENSSH PRIVATE KEY-----"
+        if text.startswith(begin):
+            if not text.endswith(end):
+                raise NodeKeyError("the OpenSSH private key has no END line")
+            blob = base64.b64decode("".join(text[len(begin):-len(end)].split()), validate=True)
+            if not blob.startswith(_OPENSSH_MAGIC):
+                raise NodeKeyError("not an openssh-key-v1 private key")
+            offset = len(_OPENSSH_MAGIC)
+            for _field in ("cipher", "kdf", "kdf options"):
+                _value, offset = _ssh_string(blob, offset)
+            if struct.unpack(">I", blob[offset:offset + 4])[0] != 1:
+                raise NodeKeyError("the OpenSSH key file holds more than one key")
+            public, _offset = _ssh_string(blob, offset + 4)
+            return _ed25519_from_public_blob(public)
+        fields = text.split()
+        if len(fields) >= 2 and fields[0].startswith("ssh-"):
+            return _ed25519_from_public_blob(base64.b64decode(fields[1], validate=True))
+    except (ValueError, IndexError, struct.error) as error:
+        if isinstance(error, NodeKeyError):
+            raise
+        raise NodeKeyError("the OpenSSH key cannot be decoded")
+    raise NodeKeyError("expected an OpenSSH Ed25519 private key file or public key line")
+
+
+def radicle_nid(public_key):
+    """radicle's Node ID: 'z' + base58btc(multicodec ed25519-pub + the public key), a did:key's method-specific id."""
+    return "z" + _base58(_ED25519_PUB_MULTICODEC + public_key)
+
+
+def ed25519_identities(public_key):
+    """Everything peers may address an Ed25519 key by."""
+    return {"radicle_nid": radicle_nid(public_key), "public_key": public_key.hex()}

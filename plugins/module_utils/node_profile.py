@@ -19,8 +19,8 @@ INSTALL_METHODS = ("apt", "url", "deb", "none")
 NODE_MODES = ("standalone", "private", "sentry")
 PROTOCOLS = ("tcp", "udp")
 IDENTITY_KINDS = ("address", "command", "node_key", "none")
-# What a node_key identity publishes (module node_key returns both).
-NODE_KEY_FORMATS = ("enode_id", "peer_id")
+# What a node_key identity publishes (what module node_key returns), by the node_key's type.
+NODE_KEY_FORMATS = {"secp256k1": ("enode_id", "peer_id"), "openssh_ed25519": ("radicle_nid",)}
 SECRET_KINDS = ("file", "dir")
 
 # chain_status readers (module_utils/chain_status.py) and what each reads through.
@@ -163,9 +163,11 @@ def validate_profile(profile, name=None):
         if identity.get("kind") == "address" and not identity.get("port"):
             errors.append("identity.port (the name of the P2P port) is required when identity.kind is address")
         if identity.get("kind") == "node_key":
-            if identity.get("format") not in NODE_KEY_FORMATS:
-                errors.append("identity.format must be one of %s when identity.kind is node_key, got %r"
-                              % (", ".join(NODE_KEY_FORMATS), identity.get("format")))
+            key_type = profile.get("node_key", {}).get("type", "secp256k1") if isinstance(profile.get("node_key"), dict) else "secp256k1"
+            formats = NODE_KEY_FORMATS.get(key_type, ())
+            if identity.get("format") not in formats:
+                errors.append("identity.format must be one of %s when identity.kind is node_key, got %r (node_key.type %s)"
+                              % (", ".join(formats), identity.get("format"), key_type))
             if "node_key" not in profile:
                 errors.append("identity.kind node_key needs the profile's node_key section (path of the key file)")
         announced = identity.get("announced")
@@ -174,7 +176,9 @@ def validate_profile(profile, name=None):
     node_key = profile.get("node_key")
     if node_key is not None:
         if not isinstance(node_key, dict) or not node_key.get("path"):
-            errors.append("node_key.path is required (the secp256k1 key file the role makes once)")
+            errors.append("node_key.path is required (the key file: secp256k1, which the role makes once, or OpenSSH Ed25519)")
+        elif node_key.get("type", "secp256k1") not in NODE_KEY_FORMATS:
+            errors.append("node_key.type must be one of %s, got %r" % (", ".join(NODE_KEY_FORMATS), node_key["type"]))
         elif node_key.get("env") is not None and not re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", str(node_key["env"])):
             errors.append("node_key.env must be an environment variable name, got %r" % node_key["env"])
     readiness = profile.get("readiness")

@@ -26,7 +26,7 @@ def converge(tmp_path: Path, *args: str, **overrides) -> subprocess.CompletedPro
     playbook = tmp_path / "data_volume.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False, "vars": variables,
                                      "tasks": [{"ansible.builtin.include_role": {"name": "chainops.validator.node",
-                                                                                  "tasks_from": "data_volume.yml"}}]}]))
+                                                                                  "tasks_from": "data_volume"}}]}]))
     return ansible_playbook(playbook, "-i", "localhost,", *args)
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -320,29 +319,13 @@ def test_goloop_rpc_for_a_load_balancer_binds_where_it_is_told(tmp_path):
     assert goloop_env(tmp_path / "out" / "goloop.env")["GOLOOP_RPC_ADDR"] == '"0.0.0.0:9000"'
 
 
-# Radicle heartwood's own test key (crates/radicle-crypto/src/ssh.rs, fmt::test::test_key): this OpenSSH
-# public key is the Node ID below.
-RADICLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINDoXIrhcnRjnLGUXUFdxhkuy08lkTOwrj2IoGsEX6+Q"
-RADICLE_NID = "z6MktWkM9vcfysWFq1c2aaLjJ6j4PYYg93TLPswR4qtuoAeT"
-
-
-def test_radicle_node_ids_follow_heartwood(rendered):
-    argv = json.loads((rendered / "radicle" / "standalone" / "profile.json").read_text())["identity"]["argv"]
-    derive = subprocess.run([sys.executable, "-c", argv[5]], input=RADICLE_SSH_KEY + "\n", capture_output=True, text=True, check=False)
-    assert (derive.returncode, derive.stdout.strip()) == (0, RADICLE_NID), derive.stderr
-
-
-def test_radicle_identity_command_reads_the_private_key(rendered, tmp_path):
-    """The whole command, as the role runs it: the public half comes from the private key file itself
-    (ssh-keygen -y), so a key given in node_secrets is never paired with a stale radicle.pub."""
-    argv = json.loads((rendered / "radicle" / "standalone" / "profile.json").read_text())["identity"]["argv"]
-    key = tmp_path / "radicle"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "radicle", "-f", str(key)], check=True)
-    public = (tmp_path / "radicle.pub").read_text()
-    expected = subprocess.run([sys.executable, "-c", argv[5]], input=public, capture_output=True, text=True, check=True).stdout
-    (tmp_path / "radicle.pub").unlink()
-    derived = subprocess.run(argv[:4] + [str(key), argv[5]], capture_output=True, text=True, check=False)
-    assert derived.returncode == 0 and derived.stdout == expected and derived.stdout.startswith("z6Mk"), derived.stderr
+def test_radicle_identity_is_the_node_key_module_reading_the_private_key(rendered):
+    """The Node ID comes from module node_key reading radicle's OpenSSH key file itself (its derivation
+    is tested in tests/unit/plugins/module_utils/test_node_key.py and test_node_key_module.py)."""
+    profile = json.loads((rendered / "radicle" / "standalone" / "profile.json").read_text())
+    assert profile["identity"]["kind"] == "node_key" and profile["identity"]["format"] == "radicle_nid"
+    assert profile["node_key"] == {"path": "/var/lib/radicle/keys/radicle", "type": "openssh_ed25519"}
+    assert [secret["path"] for secret in profile["secrets"]] == [profile["node_key"]["path"]]
 
 
 def test_radicle_config_key_by_key_in_each_mode(rendered):

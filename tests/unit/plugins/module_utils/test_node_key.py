@@ -1,6 +1,8 @@
 """secp256k1 node keys: parsing the file forms, and IDs checked against published vectors."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ansible_collections.chainops.validator.plugins.module_utils import node_key
@@ -54,3 +56,38 @@ def test_format_key_round_trips():
     assert 0 < secret < node_key.ORDER
     for env_name in (None, "WAKUNODE2_NODEKEY"):
         assert node_key.parse_key(node_key.format_key(secret, env_name), env_name) == secret
+
+
+# Radicle heartwood's own test key (crates/radicle-crypto/src/ssh.rs, fmt::test::test_key): this OpenSSH
+# public key is the Node ID below.
+RADICLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINDoXIrhcnRjnLGUXUFdxhkuy08lkTOwrj2IoGsEX6+Q"
+RADICLE_NID = "z6MktWkM9vcfysWFq1c2aaLjJ6j4PYYg93TLPswR4qtuoAeT"
+
+
+def test_radicle_node_ids_follow_heartwood():
+    assert node_key.radicle_nid(node_key.openssh_ed25519_public_key(RADICLE_SSH_KEY + "\n")) == RADICLE_NID
+
+
+@pytest.mark.parametrize("passphrase", ["", "an encrypted private half keeps its public half in clear"])
+def test_the_node_id_is_read_from_the_private_key_file_itself(tmp_path, passphrase):
+    """The public half comes from the private key file, so a key given in node_secrets is never paired
+    with a stale radicle.pub."""
+    key = tmp_path / "radicle"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "radicle", "-f", str(key)], check=True)
+    expected = node_key.radicle_nid(node_key.openssh_ed25519_public_key((tmp_path / "radicle.pub").read_text()))
+    derived = node_key.radicle_nid(node_key.openssh_ed25519_public_key(key.read_text()))
+    assert derived == expected and derived.startswith("z6Mk")
+
+
+@pytest.mark.parametrize("kind, text, expected", [
+    ("ecdsa", None, "the key is ecdsa-sha2-nistp256, not Ed25519"),
+    (None, "ssh-ed25519 not-base64!", "cannot be decoded"),
+    (None, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n", "no END line"),
+    (None, "0123", "expected an OpenSSH Ed25519 private key file or public key line"),
+])
+def test_other_openssh_keys_are_refused_by_name(tmp_path, kind, text, expected):
+    if kind:
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(tmp_path / "k")], check=True)
+        text = (tmp_path / "k").read_text()
+    with pytest.raises(node_key.NodeKeyError, match=expected):
+        node_key.openssh_ed25519_public_key(text)

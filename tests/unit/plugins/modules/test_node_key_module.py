@@ -5,11 +5,16 @@ import importlib
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.chainops.validator.plugins.module_utils.node_key import parse_key
+from ansible_collections.chainops.validator.plugins.module_utils.node_key import (
+    openssh_ed25519_public_key,
+    parse_key,
+    radicle_nid,
+)
 
 MODULE = importlib.import_module("ansible_collections.chainops.validator.plugins.modules.node_key")
 
@@ -61,3 +66,15 @@ def test_a_bad_key_file_and_a_bad_env_name_are_named(tmp_path, capsys):
     assert result["failed"] and result["msg"].startswith("env_name: 'NOT-A-NAME'")
     result = run(capsys, path=str(path), generate=True, owner="no-such-user-here")
     assert result["failed"] and "no such user or group" in result["msg"]
+
+
+def test_an_openssh_ed25519_key_gives_radicles_node_id_and_is_never_generated(tmp_path, capsys):
+    key = tmp_path / "radicle"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "radicle", "-f", str(key)], check=True)
+    result = run(capsys, path=str(key), type="openssh_ed25519")
+    expected = radicle_nid(openssh_ed25519_public_key((tmp_path / "radicle.pub").read_text()))
+    assert (result["changed"], result["exists"], result["radicle_nid"]) == (False, True, expected)
+    assert "PRIVATE" not in json.dumps(result) and "peer_id" not in result
+    refused = run(capsys, path=str(tmp_path / "missing"), type="openssh_ed25519", generate=True)
+    assert refused["failed"] and "type openssh_ed25519: the key is read only" in refused["msg"]
+    assert not (tmp_path / "missing").exists()
