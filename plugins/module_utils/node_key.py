@@ -4,9 +4,10 @@
 """P2P node keys: read the file forms clients use, make new secp256k1 ones, derive what peers address.
 
 devp2p clients (geth, EthereumJS) and libp2p clients (nwaku, go-waku) identify a node by the public key
-of a secp256k1 key kept on the host; radicle by the public key of an OpenSSH Ed25519 key. Computing the ID from the key file lets the role publish a node's
-address before the client ever starts, so sentries and validators can be configured in one play.
-Standard library only: this runs on the host inside a module.
+of a secp256k1 key kept on the host; radicle by the public key of an OpenSSH Ed25519 key. Computing the
+ID from the key file lets the role publish a node's address before the client ever starts, so sentries
+and validators can be configured in one play. Standard library only: this runs on the host inside a
+module.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -168,7 +169,7 @@ def openssh_ed25519_public_key(text):
             for _field in ("cipher", "kdf", "kdf options"):
                 _value, offset = _ssh_string(blob, offset)
             if struct.unpack(">I", blob[offset:offset + 4])[0] != 1:
-                raise NodeKeyError("the OpenSSH key file holds more than one key")
+                raise NodeKeyError("the OpenSSH key file does not hold exactly one key")
             public, _offset = _ssh_string(blob, offset + 4)
             return _ed25519_from_public_blob(public)
         fields = text.split()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "lab" / "lab.sh"
-RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
+sys.path.insert(0, str(REPO / "tests" / "testlib"))
+from chainops_testlib import recap  # noqa: E402 - tests/testlib, shared with the tests
 
 
 def lab_env(name, state):
@@ -40,7 +40,7 @@ def timed_playbook(env, playbook):
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s" % (playbook, proc.stdout[-4000:]))
-    counts = {m["host"]: {k: int(m[k]) for k in ("ok", "changed")} for m in RECAP.finditer(proc.stdout)}
+    counts = recap(proc.stdout, ("ok", "changed"))
     return elapsed, counts
 
 

@@ -38,6 +38,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "testlib"))
+from chainops_testlib import link_collection  # noqa: E402 - tests/testlib
 from moto_server import MotoServer, unwrap_unsafe  # noqa: E402 - tests/testlib, shared with tests/conftest.py
 
 BIN = Path(sys.executable).parent
@@ -238,9 +239,7 @@ def main():
 
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     workdir = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
-    link = workdir / "collections" / "ansible_collections" / "chainops" / "validator"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO, target_is_directory=True)
+    link_collection(workdir / "collections")
     site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "ansible_collections").is_dir())
     (workdir / "ansible.cfg").write_text("")
     env = dict(

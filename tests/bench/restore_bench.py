@@ -46,10 +46,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "testlib"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from playbook_runner import ansible_playbook  # noqa: E402
-
-sys.path.insert(0, str(REPO / "tests" / "testlib"))
 from range_server import RangeServer  # noqa: E402
 
 LITECOIND = Path("/usr/lib/litecoin/litecoind")

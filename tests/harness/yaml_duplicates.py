@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Copied YAML blocks between roles (and between molecule scenarios): windows of N normalised lines.
 
 The Python side has `duplicates`; task files are YAML, which it does not read. A block copied from

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from chainops_testlib import REPO_ROOT, link_collection
+from chainops_testlib import recap as _recap
+
 CACHE_DIR = Path(os.environ.get("CHAINOPS_CACHE", REPO_ROOT / ".cache"))
 COLLECTIONS_PATH = CACHE_DIR / "collections"
-RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)", re.M)
 
 
 def ensure_collection_link() -> None:
-    link = COLLECTIONS_PATH / "ansible_collections" / "chainops" / "validator"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(REPO_ROOT)
+    link_collection(COLLECTIONS_PATH)
 
 
 def ansible_playbook(playbook: Path, *args: str, env: dict | None = None, collections_path: str | None = None) -> subprocess.CompletedProcess:
@@ -42,7 +39,8 @@ def ansible_playbook(playbook: Path, *args: str, env: dict | None = None, collec
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
-    return {m["host"]: {"changed": int(m["changed"]), "failed": int(m["failed"])} for m in RECAP.finditer(output)}
+    """changed and failed per host; empty when the run ended before its recap."""
+    return _recap(output, ("changed", "failed"), required=False)
 
 
 ROLE_PLAYBOOK = """

@@ -1,13 +1,13 @@
 """playbooks/provision.yml's fleets against a real moto_server: a Polykey-style seed fleet and a load-balanced
-RPC fleet created, read back with boto3, re-run, checked and torn down (the helpers are test_provision.py's;
-a file of its own so that pytest-xdist runs it beside the lifecycle tests)."""
+RPC fleet created, read back with boto3, re-run, checked and torn down (the helpers are provision_support.py's,
+shared with test_provision.py; a file of its own so that pytest-xdist runs it beside the lifecycle tests)."""
 from __future__ import annotations
 
 import boto3
 import pytest
 
 from playbook_runner import recap
-from test_provision import AMI, HOSTED_ZONE, REGION, clients, instances, provisioned, records, reset, rule_set, run, seed
+from provision_support import AMI, HOSTED_ZONE, REGION, clients, instances, provisioned, records, reset, rule_set, run, seed
 
 
 def fleet_topology(world):

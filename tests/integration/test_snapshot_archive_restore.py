@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from playbook_runner import RECAP, ansible_playbook
+from chainops_testlib import RECAP  # tests/testlib, put on sys.path by tests/conftest.py
+from playbook_runner import ansible_playbook
 from range_server import RangeServer
 
 # Installed by `make setup` (tests/harness/system-deps.sh): missing tools are an error, not a skip.

@@ -20,7 +20,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from playbook_runner import RECAP, ansible_playbook
+from chainops_testlib import RECAP  # tests/testlib, put on sys.path by tests/conftest.py
+from playbook_runner import ansible_playbook
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("losetup"), reason="needs root and loop devices")
 

@@ -20,7 +20,8 @@ import tarfile
 
 import pytest
 
-from playbook_runner import RECAP, ansible_playbook
+from chainops_testlib import RECAP  # tests/testlib, put on sys.path by tests/conftest.py
+from playbook_runner import ansible_playbook
 
 # Installed by `make setup` (tests/harness/system-deps.sh): missing tools are an error, not a skip.
 MISSING_TOOLS = [tool for tool in ('zstd', 'curl') if not shutil.which(tool)]

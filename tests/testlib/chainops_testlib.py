@@ -1,4 +1,4 @@
-"""Helpers shared by the molecule scenarios' testinfra tests."""
+"""Helpers shared by the tests, the benchmarks and the molecule scenarios' testinfra tests."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,18 @@ import subprocess
 import time
 from pathlib import Path
 
-RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
+                   re.M)
+
+
+def link_collection(root: Path) -> Path:
+    """Make ``root`` a collections path whose chainops.validator is this working tree; returns root."""
+    link = Path(root) / "ansible_collections" / "chainops" / "validator"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO_ROOT, target_is_directory=True)
+    return Path(root)
 
 
 def podman_hosts(*names: str) -> list[str]:
@@ -38,10 +49,11 @@ def wait_for(predicate, timeout: float = 90, message: str = "condition") -> None
     raise AssertionError("timed out waiting for " + message)
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    found = {m["host"]: {k: int(m[k]) for k in ("changed", "unreachable", "failed")} for m in RECAP.finditer(output)}
-    assert found, "no PLAY RECAP in output:\n" + output[-3000:]
+def recap(output: str, fields=("changed", "unreachable", "failed"), required: bool = True) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host (``fields`` of ok, changed, unreachable, failed); ``required``: fail
+    when the output has no recap."""
+    found = {m["host"]: {k: int(m[k]) for k in fields} for m in RECAP.finditer(output)}
+    assert found or not required, "no PLAY RECAP in output:\n" + output[-3000:]
     return found
 
 

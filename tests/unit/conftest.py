@@ -2,10 +2,8 @@
 import sys
 from pathlib import Path
 
-COLLECTIONS = Path(__file__).resolve().parents[2] / ".cache" / "collections"
-LINK = COLLECTIONS / "ansible_collections" / "chainops" / "validator"
-if not LINK.exists():
-    LINK.parent.mkdir(parents=True, exist_ok=True)
-    LINK.symlink_to(Path(__file__).resolve().parents[2])
+from chainops_testlib import link_collection  # tests/testlib, put on sys.path by tests/conftest.py
+
+COLLECTIONS = link_collection(Path(__file__).resolve().parents[2] / ".cache" / "collections")
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import yaml
+from chainops_testlib import link_collection  # tests/testlib, put on sys.path by tests/conftest.py
 from moto_server import unwrap_unsafe  # tests/testlib, put on sys.path by tests/conftest.py
 
 REPO = Path(__file__).resolve().parents[4]
@@ -145,10 +146,7 @@ def proxy(aws_env):
 @pytest.fixture(scope="session")
 def collections_dir(tmp_path_factory):
     """A private collections path whose chainops/validator points at this working tree."""
-    root = tmp_path_factory.mktemp("collections")
-    link = root / "ansible_collections" / "chainops" / "validator"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(REPO, target_is_directory=True)
+    root = link_collection(tmp_path_factory.mktemp("collections"))
     site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "ansible_collections").is_dir())
     return "%s:%s" % (root, site)
 

@@ -1,6 +1,6 @@
 """chainops.validator.ebs_restore_volume against a real moto_server, run through ansible-playbook.
 
-The proxy (test_ebs_snapshot_select.py) records every request, so the tests see exactly what EC2 was
+The proxy (ebs_support.py) records every request, so the tests see exactly what EC2 was
 asked (moto accepts VolumeInitializationRate but does not keep it), and answers
 DescribeFastSnapshotRestores, which moto does not implement.
 """
@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-# aws, collections_path and proxy are fixtures: pytest uses them by name.
-from test_ebs_snapshot_select import (  # noqa: F401 pylint: disable=unused-import
+from ebs_support import (
     REGION,
-    aws,
-    collections_path,
     make_snapshot,
-    proxy,
     run_in_process,
     run_tasks,
     task,

@@ -1,25 +1,21 @@
 """chainops.validator.ebs_snapshot_retention against a real moto_server, run through ansible-playbook.
 
-The proxy, runner and seeding helpers come from test_ebs_snapshot_select.py (same directory);
-its docstring says exactly what the proxy overlays and why.
+The proxy, runner and seeding helpers come from ebs_support.py (same directory), the fixtures from
+conftest.py; ebs_support.py's docstring says exactly what the proxy overlays and why.
 """
 from __future__ import annotations
 
 import re
 
 import pytest
-# aws, collections_path and proxy are fixtures: pytest uses them by name.
-from test_ebs_snapshot_select import (  # noqa: F401 pylint: disable=unused-import
+from ebs_support import (
     ACCOUNT,
     K_BAD,
     K_VERIFIED,
-    aws,
     chain_tags,
-    collections_path,
     days_ago,
     foreign_snapshot,
     make_snapshot,
-    proxy,
     run_in_process,
     run_tasks,
     task,

@@ -1,0 +1,300 @@
+"""Helpers of the EBS module tests (ebs_snapshot_select, ebs_snapshot_retention, ebs_restore_volume),
+which run the modules against a real moto_server; the fixtures that use them are in conftest.py.
+
+The proxy is honest plumbing: it forwards every request unchanged and counts the API actions, and it can
+overlay the few facts moto cannot produce. moto marks every snapshot `completed` at once, stamps StartTime
+with the creation second and never leaves a volume `creating`; for those cases the proxy rewrites the
+`status`/`progress`/`startTime` fields of chosen snapshots (and `status` of chosen volumes) in the XML
+answer and then applies the request's `status` filter itself, the way EC2 would, after removing it from
+what moto sees. Everything else (tags, owners, filters, pagination, AMIs, deletion) is moto's own behaviour.
+"""
+from __future__ import annotations
+
+import collections
+import datetime
+import http.client
+import importlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+BIN = Path(sys.executable).parent
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
+MODULE = "chainops.validator.ebs_snapshot_select"
+K_CHAIN, K_NET, K_HEIGHT = "chainops:chain", "chainops:network", "chainops:block-height"
+K_VERIFIED, K_BAD = "chainops:verified", "chainops:bad"
+
+ET.register_namespace("", EC2_NS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxy in front of moto
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_status_filter(pairs):
+    """Take the `status` filter out of EC2 query parameters; returns (other pairs, status values or None)."""
+    filters = collections.OrderedDict()
+    rest = []
+    for key, value in pairs:
+        parts = key.split(".")
+        if parts[0] == "Filter" and len(parts) >= 3:
+            filters.setdefault(parts[1], []).append((parts[2:], value))
+        else:
+            rest.append((key, value))
+    status = None
+    kept = []
+    for entries in filters.values():
+        name = next(v for p, v in entries if p == ["Name"])
+        values = [v for p, v in entries if p[0] == "Value"]
+        if name == "status":
+            status = values
+        else:
+            kept.append((name, values))
+    for index, (name, values) in enumerate(kept, start=1):
+        rest.append(("Filter.%d.Name" % index, name))
+        rest.extend(("Filter.%d.Value.%d" % (index, n), v) for n, v in enumerate(values, start=1))
+    return rest, status
+
+
+class MotoProxy:
+    """Loopback HTTP proxy to moto that counts actions and overlays what moto cannot model."""
+
+    def __init__(self, upstream: str):
+        self.upstream = urlsplit(upstream)
+        self.lock = threading.Lock()
+        self.reset()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_POST(self):  # noqa: N802 - http.server naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, payload = proxy.handle("POST", self.path, dict(self.headers), body)
+                self.send_response(status)
+                for key, value in headers:
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reset(self):
+        with self.lock:
+            self.actions = collections.Counter()
+            self.requests = []
+            self.snapshots = {}  # snapshot id -> {xml field: value}
+            self.volumes = {}  # volume id -> {xml field: value}
+            self.hidden_images = set()
+            self.apply_status_filter = True
+            self.fast_restores = {}  # (snapshot id, zone) -> state; DescribeFastSnapshotRestores is answered from here
+
+    def overlay_snapshot(self, snapshot_id, state=None, progress=None, start_time=None):
+        fields = {}
+        if state:
+            fields["status"] = state
+        if progress:
+            fields["progress"] = progress
+        if start_time:
+            fields["startTime"] = start_time.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        self.snapshots.setdefault(snapshot_id, {}).update(fields)
+
+    def overlay_volume(self, volume_id, state):
+        self.volumes.setdefault(volume_id, {})["status"] = state
+
+    def handle(self, method, path, headers, body):
+        pairs = parse_qsl(body.decode(), keep_blank_values=True)
+        action = dict(pairs).get("Action", "?")
+        with self.lock:
+            self.actions[action] += 1
+            self.requests.append((action, pairs))
+        if action == "DescribeFastSnapshotRestores":  # moto does not implement fast snapshot restore
+            return 200, [("Content-Type", "text/xml")], self._fast_restores(pairs)
+        overlays = {"DescribeSnapshots": ("snapshotSet", "snapshotId", self.snapshots),
+                    "DescribeVolumes": ("volumeSet", "volumeId", self.volumes)}.get(action)
+        status_values = None
+        if overlays and overlays[2]:
+            # moto would filter on its own (always completed/available) status: filter here instead.
+            pairs, status_values = _split_status_filter(pairs)
+            body = urlencode(pairs).encode()
+        headers = dict((k, v) for k, v in headers.items() if k.lower() not in ("host", "content-length"))
+        headers["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        result_headers = response.getheaders()
+        conn.close()
+        if response.status == 200 and overlays and overlays[2]:
+            payload = self._rewrite(payload, overlays, status_values)
+        if response.status == 200 and action == "DescribeImages" and self.hidden_images:
+            payload = self._hide_images(payload)
+        return response.status, result_headers, payload
+
+    def _rewrite(self, payload, overlays, status_values):
+        set_name, id_field, table = overlays
+        root = ET.fromstring(payload)
+        item_set = root.find("{%s}%s" % (EC2_NS, set_name))
+        if item_set is None:
+            return payload
+        for item in list(item_set.findall("{%s}item" % EC2_NS)):
+            item_id = item.findtext("{%s}%s" % (EC2_NS, id_field))
+            for field, value in table.get(item_id, {}).items():
+                element = item.find("{%s}%s" % (EC2_NS, field))
+                if element is None:
+                    element = ET.SubElement(item, "{%s}%s" % (EC2_NS, field))
+                element.text = value
+            status = item.findtext("{%s}status" % EC2_NS)
+            if status_values is not None and self.apply_status_filter and status not in status_values:
+                item_set.remove(item)
+        return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    def _fast_restores(self, pairs):
+        """DescribeFastSnapshotRestores as EC2 answers it, filtered by the request's snapshot-id and availability-zone."""
+        filters = {}
+        for key, value in pairs:
+            parts = key.split(".")
+            if parts[0] == "Filter" and parts[-1] == "Name":
+                filters.setdefault(parts[1], {})["name"] = value
+            elif parts[0] == "Filter" and parts[2] == "Value":
+                filters.setdefault(parts[1], {}).setdefault("values", []).append(value)
+        wanted = {f["name"]: f.get("values", []) for f in filters.values()}
+        root = ET.Element("{%s}DescribeFastSnapshotRestoresResponse" % EC2_NS)
+        ET.SubElement(root, "{%s}requestId" % EC2_NS).text = "fast-restores"
+        found = ET.SubElement(root, "{%s}fastSnapshotRestoreSet" % EC2_NS)
+        for (snapshot_id, zone), state in sorted(self.fast_restores.items()):
+            if snapshot_id in wanted.get("snapshot-id", [snapshot_id]) and zone in wanted.get("availability-zone", [zone]):
+                item = ET.SubElement(found, "{%s}item" % EC2_NS)
+                for field, value in (("snapshotId", snapshot_id), ("availabilityZone", zone), ("state", state), ("ownerId", ACCOUNT)):
+                    ET.SubElement(item, "{%s}%s" % (EC2_NS, field)).text = value
+        return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    def _hide_images(self, payload):
+        root = ET.fromstring(payload)
+        image_set = root.find("{%s}imagesSet" % EC2_NS)
+        for item in list(image_set.findall("{%s}item" % EC2_NS)) if image_set is not None else []:
+            if item.findtext("{%s}imageId" % EC2_NS) in self.hidden_images:
+                image_set.remove(item)
+        return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the module through ansible-playbook
+# ---------------------------------------------------------------------------------------------
+
+
+def run_tasks(tmp_path, collections_path, tasks, expect_rc=None):
+    """Run tasks on localhost; returns {task name: result}. Tasks may fail (ignore_errors is set)."""
+    playbook = [{
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [dict(task, ignore_errors=True) for task in tasks],
+    }]
+    path = tmp_path / ("play-%d.yml" % time.monotonic_ns())
+    path.write_text(json.dumps(playbook))
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=collections_path,
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_NOCOLOR="true",
+        ANSIBLE_RETRY_FILES_ENABLED="false",
+        PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
+    )
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", str(path)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    try:
+        output = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("ansible-playbook output is not JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    results = {}
+    for task in output["plays"][0]["tasks"]:
+        results[task["task"]["name"]] = task["hosts"]["localhost"]
+    assert len(results) == len(tasks), proc.stderr
+    return results
+
+
+def run_in_process(module, args, capsys):
+    """Run a module's main() in this process (for argument errors: no AWS, and much faster)."""
+    loaded = importlib.import_module("ansible_collections.chainops.validator.plugins.modules." + module.split(".")[-1])
+    with patch_module_args(dict(args, region=REGION)), pytest.raises(SystemExit):
+        loaded.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def task(name, module=MODULE, check_mode=False, **args):
+    args.setdefault("region", REGION)
+    return {"name": name, module: args, "check_mode": check_mode}
+
+
+def with_endpoint(proxy, **args):
+    return dict(args, endpoint_url=proxy.url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding moto
+# ---------------------------------------------------------------------------------------------
+
+
+def make_snapshot(ec2, volume_id, tags):
+    """One tagged snapshot of volume_id (tags given as a dict)."""
+    spec = [{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()]}]
+    return ec2.create_snapshot(VolumeId=volume_id, TagSpecifications=spec)["SnapshotId"]
+
+
+def chain_tags(chain="ethereum", network="mainnet", height=None, **extra):
+    tags = {K_CHAIN: chain, K_NET: network}
+    if height is not None:
+        tags[K_HEIGHT] = height
+    tags.update(extra)
+    return tags
+
+
+def volume(ec2, size=100):
+    return ec2.create_volume(Size=size, AvailabilityZone=REGION + "a")["VolumeId"]
+
+
+def foreign_snapshot(ec2):
+    """A snapshot in this region that another account owns.
+
+    moto registers its built-in AMIs (owned by Amazon's accounts) in every region, each with a
+    root snapshot under that owner; it is listed by DescribeSnapshots whatever OwnerIds says.
+    """
+    for snapshot in ec2.describe_snapshots()["Snapshots"]:
+        if snapshot["OwnerId"] != ACCOUNT:
+            return snapshot["SnapshotId"], snapshot["OwnerId"]
+    raise AssertionError("moto has no snapshot owned by another account in %s" % REGION)
+
+
+def days_ago(days):
+    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+
+
+def rejected(result):
+    return dict((item["snapshot_id"], item["reasons"]) for item in result["rejected"])
