@@ -163,7 +163,7 @@ def validate_profile(profile, name=None):
         if identity.get("kind") == "address" and not identity.get("port"):
             errors.append("identity.port (the name of the P2P port) is required when identity.kind is address")
         if identity.get("kind") == "node_key":
-            key_type = profile.get("node_key", {}).get("type", "secp256k1") if isinstance(profile.get("node_key"), dict) else "secp256k1"
+            key_type = profile["node_key"].get("type", "secp256k1") if isinstance(profile.get("node_key"), dict) else "secp256k1"
             formats = NODE_KEY_FORMATS.get(key_type, ())
             if identity.get("format") not in formats:
                 errors.append("identity.format must be one of %s when identity.kind is node_key, got %r (node_key.type %s)"

@@ -49,6 +49,7 @@ ORDER = [
     "KeyringMode", "CapabilityBoundingSet", "AmbientCapabilities", "SystemCallArchitectures", "SystemCallFilter",
     "SystemCallErrorNumber", "RestrictAddressFamilies", "UMask",
 ]
+_RANK = dict((key, index) for index, key in enumerate(ORDER))
 
 
 class HardeningError(ValueError):
@@ -71,6 +72,5 @@ def unit_hardening(changes=None):
         if "\n" in value or "\r" in value:
             raise HardeningError("unit_hardening: the value of %s has a line break" % key)
         settings[key] = value
-    rank = dict((key, index) for index, key in enumerate(ORDER))
-    names = sorted(settings, key=lambda key: rank.get(key, len(ORDER)))  # stable: unknown ones keep their order
+    names = sorted(settings, key=lambda key: _RANK.get(key, len(ORDER)))  # stable: unknown ones keep their order
     return dict((key, settings[key]) for key in names)

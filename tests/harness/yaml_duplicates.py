@@ -98,7 +98,7 @@ def scan(root: Path, min_lines: int = 5) -> list[tuple[str, int, str, int, int]]
             window = counted(entries, position)
             if window:
                 index.setdefault(window, []).append((path, position))
-    found, seen = [], set()
+    found = []
     for places in index.values():
         for first, (path_a, pos_a) in enumerate(places):
             for path_b, pos_b in places[first + 1:]:
@@ -112,10 +112,8 @@ def scan(root: Path, min_lines: int = 5) -> list[tuple[str, int, str, int, int]]
                 while (pos_a + length < len(a) and pos_b + length < len(b) and a[pos_a + length][1]
                        and a[pos_a + length][1] == b[pos_b + length][1]):
                     length += 1
-                key = (path_a, pos_a, path_b, pos_b)
-                if key not in seen:
-                    seen.add(key)
-                    found.append((str(path_a.relative_to(root)), a[pos_a][0], str(path_b.relative_to(root)), b[pos_b][0], length))
+                # Each position has one window, so a pair of positions comes up once.
+                found.append((str(path_a.relative_to(root)), a[pos_a][0], str(path_b.relative_to(root)), b[pos_b][0], length))
     return sorted(found, key=lambda row: -row[4])
 
 
