@@ -26,7 +26,7 @@ PLAYBOOK = """
         name: chainops.validator.node
         tasks_from: identity_announced.yml
       vars:
-        _node_announced_file: "{{ announced_file }}"
+        __node_announced_file: "{{ announced_file }}"
         _node_profile:
           node_key: {path: /var/lib/gowaku/nodekey.env}
           identity:
