@@ -191,6 +191,10 @@ def validate_profile(profile, name=None):
             errors.append("chain_status.adapter must be one of %s" % ", ".join(sorted(CHAIN_STATUS_SOURCES)))
         elif not chain_status.get(CHAIN_STATUS_SOURCES[chain_status["adapter"]]):
             errors.append("chain_status with adapter %s needs '%s'" % (chain_status["adapter"], CHAIN_STATUS_SOURCES[chain_status["adapter"]]))
+        # The section is the chain_status module's reader option as it stands, which takes no other key.
+        unknown = sorted(set(chain_status) - {"adapter"} - set(CHAIN_STATUS_SOURCES.values())) if isinstance(chain_status, dict) else []
+        if unknown:
+            errors.append("chain_status: unknown key(s) %s (it takes adapter, and argv or url)" % ", ".join(unknown))
     for index, secret in enumerate(profile.get("secrets") or []):
         if not isinstance(secret, dict) or not secret.get("path"):
             errors.append("secrets[%d].path is required" % index)

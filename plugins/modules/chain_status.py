@@ -20,16 +20,36 @@ description:
   - With O(minimum_height) or O(synced) it waits, within O(timeout) seconds in all, until the node
     reaches that height or stops syncing, and fails with the last reading (or the last error) when it
     does not.
-  - The node profiles' C(chain_status) section gives O(adapter) with O(command) or O(url).
+  - The node profiles' C(chain_status) section is a O(reader) as it stands; O(adapter) with O(command) or
+    O(url) says the same option by option.
 options:
   adapter:
     description:
       - C(bitcoin) reads C(getblockchaininfo) and C(getblockhash) through the node's CLI (O(command)).
       - C(ethereum) reads C(eth_blockNumber), C(eth_syncing) and C(eth_getBlockByNumber) over JSON-RPC
         (O(url)). An C(eth_syncing) error saying no peer is available counts as syncing.
+      - One of O(adapter) and O(reader) is required.
     type: str
-    required: true
     choices: [bitcoin, ethereum]
+  reader:
+    description:
+      - The reader as a node profile's C(chain_status) section describes it (the node role's C(_node_profile.chain_status)),
+        instead of O(adapter), O(command) and O(url).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      adapter:
+        description: As O(adapter).
+        type: str
+        required: true
+        choices: [bitcoin, ethereum]
+      argv:
+        description: As O(command) (O(reader.adapter=bitcoin)).
+        type: list
+        elements: str
+      url:
+        description: As O(url) (O(reader.adapter=ethereum)).
+        type: str
   command:
     description: The node's CLI with its connection options and without a method (O(adapter=bitcoin)).
     type: list
@@ -88,6 +108,13 @@ EXAMPLES = r"""
     minimum_height: 2600000
     timeout: 600
     what: litecoind catching up
+
+- name: The same through the node profile's reader (after the node role's profile entry point)
+  chainops.validator.chain_status:
+    reader: "{{ _node_profile.chain_status }}"
+    minimum_height: 2600000
+    timeout: 600
+    what: litecoind catching up
 """
 
 RETURN = r"""
@@ -135,9 +162,14 @@ from ansible_collections.chainops.validator.plugins.module_utils.readiness impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            adapter=dict(type="str", required=True, choices=list(ADAPTERS)),
+            adapter=dict(type="str", choices=list(ADAPTERS)),
             command=dict(type="list", elements="str"),
             url=dict(type="str"),
+            reader=dict(type="dict", options=dict(
+                adapter=dict(type="str", required=True, choices=list(ADAPTERS)),
+                argv=dict(type="list", elements="str"),
+                url=dict(type="str"),
+            ), required_if=[("adapter", "bitcoin", ("argv",)), ("adapter", "ethereum", ("url",))]),
             minimum_height=dict(type="int", default=0),
             synced=dict(type="bool", default=False),
             hash_at=dict(type="int"),
@@ -148,9 +180,13 @@ def main():
             fail_on_timeout=dict(type="bool", default=True),
         ),
         required_if=[("adapter", "bitcoin", ("command",)), ("adapter", "ethereum", ("url",))],
+        required_one_of=[("adapter", "reader")],
+        mutually_exclusive=[("reader", "adapter"), ("reader", "command"), ("reader", "url")],
         supports_check_mode=True,
     )
     p = module.params
+    if p["reader"]:
+        p.update(adapter=p["reader"]["adapter"], command=p["reader"]["argv"], url=p["reader"]["url"])
     problems = []
     for name in ("timeout", "minimum_height"):
         if p[name] < 0:

@@ -102,6 +102,9 @@ def test_overrides_are_deep_merged_without_touching_the_input():
         (lambda p: p["secrets"].append({"path": "/x", "required_in": ["validator"]}), "secrets[2].required_in has unknown mode 'validator'"),
         (lambda p: p["init"].append({"argv": ["true"]}), "init[1] needs 'argv' and 'creates'"),
         (lambda p: p["config_files"].append({"template": "x.j2"}), "config_files[1] needs 'template' and 'dest'"),
+        (lambda p: p["chain_status"].update(adapter="cosmos"), "chain_status.adapter must be one of bitcoin, ethereum"),
+        (lambda p: p["chain_status"].pop("argv"), "chain_status with adapter bitcoin needs 'argv'"),
+        (lambda p: p["chain_status"].update(timeout=5), "chain_status: unknown key(s) timeout (it takes adapter, and argv or url)"),
     ],
 )
 def test_validation_errors_name_the_field(mutate, message):
