@@ -4,7 +4,7 @@
 """The health checker service's config (roles/health_checker), built from the role's settings.
 
 Controller only, through the health_checker_* filters. The service validates the result itself
-(chainops_health.py --print-target-group, run by the role on the controller); this builds it: the node's
+(its --print-target-group, run by the role on the controller); this builds it: the node's
 URL from its profile, the reference nodes from inventory hostnames or mappings, the credential files
 systemd hands over, and the numbers as JSON numbers.
 """
@@ -84,8 +84,8 @@ def resolve_references(entries, hostvars, profile, adapter, defaults, credential
                                 "with its url." % (where, entry, port_name, host))
                 continue
             reference = dict(defaults)
-            reference.update(name=entry, url="http://%s:%s%s" % (variables.get("ansible_host", entry), port["port"],
-                                                                  api_path(ref_profile, adapter)))
+            url = "http://%s:%s%s" % (variables.get("ansible_host", entry), port["port"], api_path(ref_profile, adapter))
+            reference.update(name=entry, url=url)
         elif isinstance(entry, Mapping):
             reference = dict(entry)
         else:

@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICE = REPO / "roles/health_checker/files/chainops_health.py"
+SERVICE = REPO / "roles/health_checker/files/chainops-health"  # run as a directory
 CACHE = Path(os.environ.get("CHAINOPS_CACHE", REPO / ".cache"))
 ANVIL = CACHE / "artifacts/bin/anvil"
 LITECOIND = Path("/usr/lib/litecoin/litecoind")
@@ -496,7 +496,7 @@ def main():
                     "timeout_s": 2})
         cfg_path = Path(workdir) / "health.json"
         cfg_path.write_text(json.dumps(cfg))
-        service = subprocess.Popen([SYSTEM_PYTHON, "-I", "-S", str(SERVICE), str(cfg_path)],
+        service = subprocess.Popen([SYSTEM_PYTHON, "-I", "-S", "-B", str(SERVICE), str(cfg_path)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if cpus[0] is not None:
             os.sched_setaffinity(service.pid, {cpus[0]})

@@ -114,8 +114,13 @@ def test_unit_is_hardened(host):
 
 
 def test_files_and_secrets(host):
-    script = host.file("/usr/local/lib/chainops-health/chainops_health.py")
-    assert script.user == "root" and script.mode == 0o644
+    # The program: a directory with __main__.py and the chainops_health package, root's, read-only to others.
+    for path in ("__main__.py", "chainops_health/verdict.py", "chainops_health/server.py"):
+        script = host.file("/usr/local/lib/chainops-health/" + path)
+        assert script.user == "root" and script.mode == 0o644, path
+    assert host.file("/usr/local/lib/chainops-health/chainops_health").mode == 0o755
+    # Nothing from the role's own directory beyond the listed files (no test run's bytecode).
+    assert not host.file("/usr/local/lib/chainops-health/chainops_health/__pycache__").exists
     config_dir = host.file("/etc/chainops/health")
     assert config_dir.user == "root" and config_dir.group == USER and config_dir.mode == 0o750
     config = host.file(CONFIG)
@@ -203,7 +208,7 @@ def test_503_within_one_poll_interval_after_the_node_stops(host, synced):
 def test_published_target_group_matches_the_service(host):
     published = json.loads(host.file("/etc/chainops/health/target-group.json").content_string)
     from_service = json.loads(host.check_output(
-        "runuser -u %s -- /usr/bin/python3 -I /usr/local/lib/chainops-health/chainops_health.py --print-target-group %s",
+        "runuser -u %s -- /usr/bin/python3 -I -S -B /usr/local/lib/chainops-health --print-target-group %s",
         USER, CONFIG))
     assert published == from_service
     settings = published["elb_target_group"]

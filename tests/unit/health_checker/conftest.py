@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from hc_support import Anvil, FixtureNode, LitecoinDaemon, Service, load_service_module, require_anvil, \
+from hc_support import Anvil, FixtureNode, LitecoinDaemon, Service, require_anvil, \
     require_litecoind
-
-
-@pytest.fixture(scope="session")
-def hc():
-    """The service module, imported in-process for pure-function tests."""
-    return load_service_module()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import collections
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -23,7 +22,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-SERVICE = REPO / "roles" / "health_checker" / "files" / "chainops_health.py"
+# The program as the role installs it: a directory with __main__.py and the chainops_health package,
+# run as `python3 -I -S SERVICE CONFIG`; in-process tests import the package from it.
+SERVICE = REPO / "roles" / "health_checker" / "files" / "chainops-health"
+if str(SERVICE) not in sys.path:
+    sys.path.insert(0, str(SERVICE))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CACHE = Path(os.environ.get("CHAINOPS_CACHE", REPO / ".cache"))
 ANVIL = CACHE / "artifacts" / "bin" / "anvil"
@@ -34,17 +37,6 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 POLL = 0.5  # poll interval used by the tests
 # The service logs each change of verdict with the number of the poll that made it.
 TRANSITION = re.compile(r"verdict: (healthy|unhealthy) at poll (\d+)")
-
-
-def load_service_module():
-    """Import chainops_health.py (a role file, not a package) for in-process tests."""
-    if "chainops_health" in sys.modules:
-        return sys.modules["chainops_health"]
-    spec = importlib.util.spec_from_file_location("chainops_health", SERVICE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chainops_health"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port():
@@ -92,7 +84,7 @@ class Service:
         self.config_path.write_text(json.dumps(full))
         self.log_path = Path(workdir) / f"health-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, "-I", "-S", str(SERVICE), str(self.config_path)],
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, "-I", "-S", "-B", str(SERVICE), str(self.config_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         try:

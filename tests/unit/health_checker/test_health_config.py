@@ -6,28 +6,30 @@ import socket
 import subprocess
 
 import pytest
+import yaml
 
-from hc_support import SERVICE, SYSTEM_PYTHON, free_port, load_service_module
+from hc_support import SERVICE, SYSTEM_PYTHON, free_port
 
-hc = load_service_module()
+from chainops_health.config import ConfigError, target_group_health_check, validate_config
+
 NODE = {"url": "http://127.0.0.1:9332"}
 
 
 def run_cli(tmp_path, raw, *flags):
     path = tmp_path / "health.json"
     path.write_text(raw if isinstance(raw, str) else json.dumps(raw))
-    return subprocess.run([SYSTEM_PYTHON, "-I", "-S", str(SERVICE), *flags, str(path)],
+    return subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-B", str(SERVICE), *flags, str(path)],
                           capture_output=True, text=True, timeout=30, check=False)
 
 
 def problems(raw):
-    with pytest.raises(hc.ConfigError) as info:
-        hc.validate_config(raw)
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
     return info.value.problems
 
 
 def test_minimal_config_gets_documented_defaults():
-    cfg = hc.validate_config({"adapter": "bitcoin", "node": NODE})
+    cfg = validate_config({"adapter": "bitcoin", "node": NODE})
     assert cfg["poll_interval_s"] == 5.0
     assert cfg["timeout_s"] == 2.0
     assert cfg["stale_after_s"] == 12.0
@@ -98,7 +100,7 @@ def test_every_problem_is_reported_at_once():
 def test_reference_names_hide_url_paths_and_credentials():
     references = [{"url": "https://user:pw@mainnet.example.invalid/v3/SECRETKEY"},
                   {"url": "http://10.0.1.5:8545", "name": "sentry-2"}]
-    cfg = hc.validate_config({"adapter": "ethereum", "node": {"url": "http://127.0.0.1:8545"}, "references": references})
+    cfg = validate_config({"adapter": "ethereum", "node": {"url": "http://127.0.0.1:8545"}, "references": references})
     assert [r["name"] for r in cfg["references"]] == ["mainnet.example.invalid", "sentry-2"]
     assert [r["adapter"] for r in cfg["references"]] == ["ethereum", "ethereum"]
 
@@ -130,7 +132,7 @@ def test_serving_with_bad_config_exits_non_zero_too(tmp_path):
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):
-    result = subprocess.run([SYSTEM_PYTHON, "-I", "-S", str(SERVICE), "--check-config", str(tmp_path / "nope.json")],
+    result = subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-B", str(SERVICE), "--check-config", str(tmp_path / "nope.json")],
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "cannot read config file" in result.stderr and "No such file" in result.stderr
@@ -148,8 +150,8 @@ def test_port_in_use_exits_non_zero(tmp_path):
 
 
 def test_target_group_settings_default_to_poll_interval_and_service_port():
-    cfg = hc.validate_config({"adapter": "bitcoin", "node": NODE, "listen_port": 9700, "poll_interval_s": 10})
-    assert hc.target_group_health_check(cfg) == {
+    cfg = validate_config({"adapter": "bitcoin", "node": NODE, "listen_port": 9700, "poll_interval_s": 10})
+    assert target_group_health_check(cfg) == {
         "health_check_protocol": "http",
         "health_check_port": "9700",
         "health_check_path": "/health",
@@ -163,14 +165,14 @@ def test_target_group_settings_default_to_poll_interval_and_service_port():
 
 @pytest.mark.parametrize("poll,interval", [(0.5, 5), (5, 5), (7.2, 8), (900, 300)])
 def test_target_group_interval_is_clamped_to_aws_limits(poll, interval):
-    cfg = hc.validate_config({"adapter": "bitcoin", "node": NODE, "poll_interval_s": poll, "stale_after_s": poll * 3})
-    assert hc.target_group_health_check(cfg)["health_check_interval"] == interval
+    cfg = validate_config({"adapter": "bitcoin", "node": NODE, "poll_interval_s": poll, "stale_after_s": poll * 3})
+    assert target_group_health_check(cfg)["health_check_interval"] == interval
 
 
 def test_target_group_overrides_and_cli_report(tmp_path):
     raw = {"adapter": "ethereum", "node": {"url": "http://127.0.0.1:8545"}, "listen_port": 9681,
            "target_group": {"interval_s": 10, "timeout_s": 3, "healthy_threshold": 2, "unhealthy_threshold": 3}}
-    settings = hc.target_group_health_check(hc.validate_config(raw))
+    settings = target_group_health_check(validate_config(raw))
     assert (settings["health_check_interval"], settings["health_check_timeout"], settings["healthy_threshold_count"],
             settings["unhealthy_threshold_count"]) == (10, 3, 2, 3)
     result = run_cli(tmp_path, raw, "--print-target-group")
@@ -181,3 +183,10 @@ def test_target_group_overrides_and_cli_report(tmp_path):
     assert report["elbv2_api"]["HealthCheckPath"] == "/health"
     # 3 failed probes 10 s apart, plus up to one poll (5 s) and its timeout (2 s) before the verdict flips.
     assert report["estimates"] == {"drain_within_s": 37.0, "readmit_within_s": 27.0}
+
+
+def test_the_role_installs_every_file_of_the_program():
+    """The role copies a list of files (so nothing else in the directory reaches the host): it must be the whole program."""
+    role_vars = yaml.safe_load((SERVICE.parents[1] / "vars" / "main.yml").read_text())
+    on_disk = sorted(str(path.relative_to(SERVICE)) for path in SERVICE.rglob("*.py") if "__pycache__" not in path.parts)
+    assert sorted(role_vars["__health_checker_program_files"]) == on_disk

@@ -11,6 +11,8 @@ import pytest
 
 from hc_support import FIXTURES, fixture_json, wait_until
 
+from chainops_health.config import ConfigError, validate_config
+
 
 def rfc3339(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".123456789Z"
@@ -331,9 +333,9 @@ def test_ethereum_with_its_beacon_node_down_is_not_synced(fixture_node, start_se
     assert "consensus /eth/v1/node/syncing: consensus/eth/v1/node/syncing: HTTP 404" in check["reason"]
 
 
-def test_a_consensus_client_belongs_to_the_ethereum_adapter_only(hc):
-    with pytest.raises(hc.ConfigError) as info:
-        hc.validate_config({"adapter": "bitcoin", "node": {"url": "http://127.0.0.1:8332"}, "consensus": {"url": "http://127.0.0.1:5052"}})
+def test_a_consensus_client_belongs_to_the_ethereum_adapter_only():
+    with pytest.raises(ConfigError) as info:
+        validate_config({"adapter": "bitcoin", "node": {"url": "http://127.0.0.1:8332"}, "consensus": {"url": "http://127.0.0.1:5052"}})
     assert "consensus: only the ethereum adapter has a consensus client (a beacon node API URL)" in info.value.problems
 
 

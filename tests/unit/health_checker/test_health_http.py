@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from hc_support import POLL, fixture_json, free_port, load_service_module, wait_until
+from hc_support import POLL, fixture_json, free_port, wait_until
 
-hc = load_service_module()
+from chainops_health.config import validate_config
+from chainops_health.server import HealthServer, Poller
 
 
 def ethereum_fixtures(node):
@@ -35,9 +36,9 @@ def in_process(fixture_node):
         raw = {"adapter": "ethereum", "node": {"url": node.url}, "listen_host": "127.0.0.1",
                "listen_port": free_port(), "poll_interval_s": POLL, "timeout_s": 0.5}
         raw.update(overrides)
-        cfg = hc.validate_config(raw)
-        poller = hc.Poller(cfg)
-        server = hc.HealthServer((cfg["listen_host"], cfg["listen_port"]), poller, cfg["max_connections"])
+        cfg = validate_config(raw)
+        poller = Poller(cfg)
+        server = HealthServer((cfg["listen_host"], cfg["listen_port"]), poller, cfg["max_connections"])
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return poller, server, node

@@ -8,21 +8,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hc_support import load_service_module
+import hc_support  # noqa: F401  # pylint: disable=unused-import  # puts the health checker's package on sys.path
+from chainops_health.adapters import NodeStatus, parse_rfc3339, to_int
+from chainops_health.client import Endpoint, RpcError, read_credentials
+from chainops_health.config import validate_config
+from chainops_health.server import metrics_text, render_routes
+from chainops_health.verdict import evaluate, next_bootstrap_state
 
-hc = load_service_module()
 NOW = 1_800_000_000.0
 
 
 def config(**overrides):
     raw = {"adapter": "bitcoin", "node": {"url": "http://127.0.0.1:9332"}}
     raw.update(overrides)
-    return hc.validate_config(raw)
+    return validate_config(raw)
 
 
 def node(height=100, head_age=10.0, syncing=False, peers=3, **detail):
-    return hc.NodeStatus(height=height, head_time=None if head_age is None else NOW - head_age,
-                         syncing=syncing, peers=peers, detail=detail)
+    return NodeStatus(height=height, head_time=None if head_age is None else NOW - head_age,
+                      syncing=syncing, peers=peers, detail=detail)
 
 
 def statuses(verdict):
@@ -40,38 +44,38 @@ def statuses(verdict):
     ("1999-12-31T23:00:00-01:30", datetime.datetime(2000, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)),
 ])
 def test_parse_rfc3339_handles_nanoseconds_and_offsets(text, expected):
-    assert hc.parse_rfc3339(text) == pytest.approx(expected.timestamp(), abs=1e-6)
+    assert parse_rfc3339(text) == pytest.approx(expected.timestamp(), abs=1e-6)
 
 
 @given(st.datetimes(min_value=datetime.datetime(1970, 1, 1), max_value=datetime.datetime(2400, 1, 1)))
 def test_parse_rfc3339_matches_datetime(moment):
     text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
-    assert hc.parse_rfc3339(text) == pytest.approx(moment.replace(tzinfo=datetime.timezone.utc).timestamp(),
-                                                   abs=1e-5)
+    assert parse_rfc3339(text) == pytest.approx(moment.replace(tzinfo=datetime.timezone.utc).timestamp(),
+                                                abs=1e-5)
 
 
 @pytest.mark.parametrize("bad", ["", "2024-09-23", "2024-09-23T10:52:28", "yesterday", None])
 def test_parse_rfc3339_rejects_garbage(bad):
     with pytest.raises(ValueError):
-        hc.parse_rfc3339(bad)
+        parse_rfc3339(bad)
 
 
 @pytest.mark.parametrize("value,expected", [(5, 5), ("0x1f", 31), ("0X10", 16), ("22143250", 22143250), ("0x0", 0)])
 def test_to_int_accepts_json_rpc_encodings(value, expected):
-    assert hc.to_int(value) == expected
+    assert to_int(value) == expected
 
 
 @pytest.mark.parametrize("bad", [True, None, 1.5, "abc", [], {}])
 def test_to_int_rejects_non_integers(bad):
     with pytest.raises(ValueError):
-        hc.to_int(bad)
+        to_int(bad)
 
 
 # ----------------------------------------------------------------------------- verdicts
 
 def test_synced_node_is_healthy_with_every_check_reported():
     cfg = config(max_head_age_s=600, references=[{"url": "http://10.0.0.2:9332"}])
-    verdict = hc.evaluate(cfg, node(height=100), None, [("10.0.0.2:9332", 101, None)], NOW)
+    verdict = evaluate(cfg, node(height=100), None, [("10.0.0.2:9332", 101, None)], NOW)
     assert verdict["healthy"] is True
     assert statuses(verdict) == {"node_answers": "pass", "not_syncing": "pass", "peers": "pass",
                                  "head_age": "pass", "lag": "pass"}
@@ -91,7 +95,7 @@ def test_synced_node_is_healthy_with_every_check_reported():
 ])
 def test_each_failure_marks_only_its_check(case, observed, failed):
     cfg = config(max_head_age_s=600, references=[{"url": "http://10.0.0.2:9332"}])
-    verdict = hc.evaluate(cfg, observed["node"], observed.get("error"), [("ref", 100, None)], NOW)
+    verdict = evaluate(cfg, observed["node"], observed.get("error"), [("ref", 100, None)], NOW)
     assert verdict["healthy"] is False, case
     assert {name for name, status in statuses(verdict).items() if status == "fail"} == failed, case
 
@@ -99,7 +103,7 @@ def test_each_failure_marks_only_its_check(case, observed, failed):
 def test_lag_uses_best_reachable_reference_and_reports_reason():
     cfg = config(references=[{"url": "http://10.0.0.2:1"}, {"url": "http://10.0.0.3:1"}, {"url": "http://10.0.0.4:1"}])
     refs = [("a", 104, None), ("b", None, "timed out"), ("c", 110, None)]
-    lag = hc.evaluate(cfg, node(height=100), None, refs, NOW)["checks"]["lag"]
+    lag = evaluate(cfg, node(height=100), None, refs, NOW)["checks"]["lag"]
     assert lag["status"] == "fail"
     assert lag["value"] == 10
     assert lag["reference_height"] == 110
@@ -110,7 +114,7 @@ def test_lag_uses_best_reachable_reference_and_reports_reason():
 @given(height=st.integers(0, 10**9), ahead=st.integers(0, 10**6), limit=st.integers(0, 1000))
 def test_being_ahead_of_every_reference_never_fails(height, ahead, limit):
     cfg = config(max_lag_blocks=limit, references=[{"url": "http://10.0.0.2:1"}])
-    verdict = hc.evaluate(cfg, node(height=height + ahead), None, [("r", height, None)], NOW)
+    verdict = evaluate(cfg, node(height=height + ahead), None, [("r", height, None)], NOW)
     assert verdict["checks"]["lag"]["status"] == "pass"
     assert verdict["lag"] == -ahead
 
@@ -127,7 +131,7 @@ def test_verdict_is_healthy_exactly_when_no_check_fails(height, ref, limit, peer
                  references=[{"url": "http://10.0.0.2:1"}])
     observed = node(height=height, head_age=age, syncing=syncing, peers=peers) if answered else None
     refs = [("r", ref, None if ref is not None else "refused")]
-    verdict = hc.evaluate(cfg, observed, None if answered else "down", refs, NOW, bootstrap)
+    verdict = evaluate(cfg, observed, None if answered else "down", refs, NOW, bootstrap)
     assert verdict["healthy"] == all(s != "fail" for s in statuses(verdict).values())
     if not answered:
         assert verdict["healthy"] is False
@@ -142,7 +146,7 @@ def test_verdict_is_healthy_exactly_when_no_check_fails(height, ref, limit, peer
 def test_all_references_unreachable_applies_the_explicit_policy(policy, healthy):
     cfg = config(reference_policy=policy, references=[{"url": "http://10.0.0.2:1"}, {"url": "http://10.0.0.3:1"}])
     refs = [("a", None, "timed out"), ("b", None, "Connection refused")]
-    verdict = hc.evaluate(cfg, node(), None, refs, NOW)
+    verdict = evaluate(cfg, node(), None, refs, NOW)
     assert verdict["healthy"] is healthy
     assert verdict["reference_policy_applied"] == policy
     lag = verdict["checks"]["lag"]
@@ -152,7 +156,7 @@ def test_all_references_unreachable_applies_the_explicit_policy(policy, healthy)
 
 
 def test_no_references_skips_lag_and_says_so():
-    verdict = hc.evaluate(config(), node(), None, [], NOW)
+    verdict = evaluate(config(), node(), None, [], NOW)
     assert verdict["checks"]["lag"]["status"] == "skip"
     assert verdict["reference_policy_applied"] is None
     assert verdict["healthy"] is True
@@ -160,40 +164,40 @@ def test_no_references_skips_lag_and_says_so():
 
 def test_bootstrap_waives_catching_up_but_not_a_dead_node_or_missing_peers():
     cfg = config(bootstrap=True, max_head_age_s=60, references=[{"url": "http://10.0.0.2:1"}])
-    catching_up = hc.evaluate(cfg, node(height=10, syncing=True, head_age=9999), None, [("r", 5000, None)], NOW, True)
+    catching_up = evaluate(cfg, node(height=10, syncing=True, head_age=9999), None, [("r", 5000, None)], NOW, True)
     assert catching_up["healthy"] is True
     assert {k: v for k, v in statuses(catching_up).items() if v == "waived"} == \
         {"not_syncing": "waived", "head_age": "waived", "lag": "waived"}
-    no_peers = hc.evaluate(cfg, node(height=10, syncing=True, peers=0), None, [("r", 5000, None)], NOW, True)
+    no_peers = evaluate(cfg, node(height=10, syncing=True, peers=0), None, [("r", 5000, None)], NOW, True)
     assert no_peers["healthy"] is False and no_peers["checks"]["peers"]["status"] == "fail"
-    down = hc.evaluate(cfg, None, "refused", [("r", 5000, None)], NOW, True)
+    down = evaluate(cfg, None, "refused", [("r", 5000, None)], NOW, True)
     assert down["healthy"] is False
 
 
 def test_bootstrap_ends_for_good_once_caught_up():
     cfg = config(bootstrap=True, references=[{"url": "http://10.0.0.2:1"}])
-    behind = hc.evaluate(cfg, node(height=10, syncing=True), None, [("r", 500, None)], NOW, True)
-    assert hc.next_bootstrap_state(True, behind) is True
-    caught_up = hc.evaluate(cfg, node(height=500), None, [("r", 500, None)], NOW, True)
-    assert hc.next_bootstrap_state(True, caught_up) is False
+    behind = evaluate(cfg, node(height=10, syncing=True), None, [("r", 500, None)], NOW, True)
+    assert next_bootstrap_state(True, behind) is True
+    caught_up = evaluate(cfg, node(height=500), None, [("r", 500, None)], NOW, True)
+    assert next_bootstrap_state(True, caught_up) is False
     # Once off it stays off, so a later stall is reported.
-    assert hc.next_bootstrap_state(False, behind) is False
-    later = hc.evaluate(cfg, node(height=10), None, [("r", 500, None)], NOW, False)
+    assert next_bootstrap_state(False, behind) is False
+    later = evaluate(cfg, node(height=10), None, [("r", 500, None)], NOW, False)
     assert later["healthy"] is False and later["checks"]["lag"]["status"] == "fail"
 
 
 def test_unknown_values_fail_enabled_checks_with_the_soft_error():
-    observed = hc.NodeStatus(height=100, head_time=None, syncing=False, peers=None,
-                             soft_errors=["net_peerCount: node net_peerCount: Method not found"])
-    verdict = hc.evaluate(config(min_peers=1, max_head_age_s=30), observed, None, [], NOW)
+    observed = NodeStatus(height=100, head_time=None, syncing=False, peers=None,
+                          soft_errors=["net_peerCount: node net_peerCount: Method not found"])
+    verdict = evaluate(config(min_peers=1, max_head_age_s=30), observed, None, [], NOW)
     assert verdict["checks"]["peers"]["status"] == "fail"
     assert "Method not found" in verdict["checks"]["peers"]["reason"]
     assert verdict["checks"]["head_age"]["status"] == "fail"
 
 
 def test_icon_has_no_sync_flag_and_says_so():
-    cfg = hc.validate_config({"adapter": "icon", "node": {"url": "http://127.0.0.1:9000/api/v3"}})
-    verdict = hc.evaluate(cfg, hc.NodeStatus(height=5, head_time=NOW), None, [], NOW)
+    cfg = validate_config({"adapter": "icon", "node": {"url": "http://127.0.0.1:9000/api/v3"}})
+    verdict = evaluate(cfg, NodeStatus(height=5, head_time=NOW), None, [], NOW)
     assert verdict["checks"]["not_syncing"]["status"] == "skip"
     assert "does not report sync state" in verdict["checks"]["not_syncing"]["reason"]
     assert verdict["checks"]["peers"]["status"] == "skip"
@@ -204,25 +208,25 @@ def test_icon_has_no_sync_flag_and_says_so():
 def test_credentials_from_bare_password_file(tmp_path):
     path = tmp_path / "pass"
     path.write_text("s3cret\n")
-    endpoint = hc.Endpoint({"url": "http://x:1", "user": "rpc", "password_file": str(path)}, "node")
-    assert hc.read_credentials(endpoint) == ("rpc", "s3cret")
+    endpoint = Endpoint({"url": "http://x:1", "user": "rpc", "password_file": str(path)}, "node")
+    assert read_credentials(endpoint) == ("rpc", "s3cret")
 
 
 def test_credentials_from_node_config_style_file(tmp_path):
     path = tmp_path / "litecoin.conf"
     path.write_text("server=1\nrpcuser=ltc\nrpcpassword=abc=def\n")
-    endpoint = hc.Endpoint({"url": "http://x:1", "password_file": str(path)}, "node")
-    assert hc.read_credentials(endpoint) == ("ltc", "abc=def")
+    endpoint = Endpoint({"url": "http://x:1", "password_file": str(path)}, "node")
+    assert read_credentials(endpoint) == ("ltc", "abc=def")
 
 
 def test_credentials_from_cookie_file_and_clear_errors(tmp_path):
     cookie = tmp_path / ".cookie"
     cookie.write_text("__cookie__:0123abcd")
-    assert hc.read_credentials(hc.Endpoint({"url": "http://x:1", "cookie_file": str(cookie)}, "node")) == \
+    assert read_credentials(Endpoint({"url": "http://x:1", "cookie_file": str(cookie)}, "node")) == \
         ("__cookie__", "0123abcd")
-    missing = hc.Endpoint({"url": "http://x:1", "cookie_file": str(tmp_path / "nope")}, "node")
-    with pytest.raises(hc.RpcError, match="cannot read cookie_file"):
-        hc.read_credentials(missing)
+    missing = Endpoint({"url": "http://x:1", "cookie_file": str(tmp_path / "nope")}, "node")
+    with pytest.raises(RpcError, match="cannot read cookie_file"):
+        read_credentials(missing)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -239,8 +243,8 @@ METRIC_LINE = re.compile(r'^(chainops_health_[a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+
 
 def test_metrics_are_valid_prometheus_text_with_help_and_type():
     cfg = config(references=[{"url": "http://10.0.0.2:1"}])
-    verdict = hc.evaluate(cfg, node(height=100), None, [("r", 101, None)], NOW)
-    text = hc.metrics_text(cfg, verdict, poll_record(), stale=False).decode()
+    verdict = evaluate(cfg, node(height=100), None, [("r", 101, None)], NOW)
+    text = metrics_text(cfg, verdict, poll_record(), stale=False).decode()
     assert text.endswith("\n")
     declared, samples = set(), {}
     for line in text.splitlines():
@@ -266,26 +270,26 @@ def test_metrics_are_valid_prometheus_text_with_help_and_type():
 
 def test_metrics_use_nan_for_unknown_and_zero_healthy_when_stale():
     cfg = config()
-    verdict = hc.evaluate(cfg, None, "refused", [], NOW)
-    text = hc.metrics_text(cfg, verdict, poll_record(), stale=True).decode()
+    verdict = evaluate(cfg, None, "refused", [], NOW)
+    text = metrics_text(cfg, verdict, poll_record(), stale=True).decode()
     assert "chainops_health_height NaN" in text
     assert "chainops_health_up 0" in text
     assert "chainops_health_stale 1" in text
-    healthy = hc.evaluate(cfg, node(), None, [], NOW)
-    assert "chainops_health_healthy 0" in hc.metrics_text(cfg, healthy, poll_record(), stale=True).decode()
+    healthy = evaluate(cfg, node(), None, [], NOW)
+    assert "chainops_health_healthy 0" in metrics_text(cfg, healthy, poll_record(), stale=True).decode()
 
 
 def test_pre_rendered_routes_have_exact_content_length():
     cfg = config()
-    verdict = hc.evaluate(cfg, node(), None, [], NOW)
-    routes = hc.render_routes(cfg, verdict, poll_record(), stale=False)
+    verdict = evaluate(cfg, node(), None, [], NOW)
+    routes = render_routes(cfg, verdict, poll_record(), stale=False)
     assert set(routes) == {"/health", "/health?verbose", "/live", "/metrics"}
     for path, (head, body) in routes.items():
         length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
         assert length == len(body), path
         assert head.endswith(b"\r\n") and not head.endswith(b"\r\n\r\n"), path
     assert routes["/health"][0].startswith(b"HTTP/1.1 200 OK\r\n")
-    stale = hc.render_routes(cfg, verdict, poll_record(), stale=True)
+    stale = render_routes(cfg, verdict, poll_record(), stale=True)
     assert stale["/health"][0].startswith(b"HTTP/1.1 503 ")
     assert b'"status":"stale"' in stale["/health"][1]
     assert b"chainops_health_stale 1" in stale["/metrics"][1]
