@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 # The program as the role installs it: a directory with __main__.py and the chainops_health package,
 # run as `python3 -I -S SERVICE CONFIG`; in-process tests import the package from it.
 SERVICE = REPO / "roles" / "health_checker" / "files" / "chainops-health"
 if str(SERVICE) not in sys.path:
     sys.path.insert(0, str(SERVICE))
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = REPO / "tests" / "integration" / "health_checker" / "fixtures"
 CACHE = Path(os.environ.get("CHAINOPS_CACHE", REPO / ".cache"))
 ANVIL = CACHE / "artifacts" / "bin" / "anvil"
 LITECOIND = Path("/usr/lib/litecoin/litecoind")
