@@ -4,7 +4,8 @@
 # `lab` (tests/lab: one lab built, its topology checked, a job run in the execution environment, then operated, and removed),
 # `inputs` (pytest tests/inputs: bad input against a real host, which must not change; and the
 # preflight's own tests),
-# `sanity` (ansible-test) or `lint` (ansible-lint, the changelog fragment check, the YAML duplicate scan).
+# `sanity` (ansible-test) or `lint` (ansible-lint, the changelog fragment check, the YAML duplicate scan, the
+# role READMEs' variable tables).
 # Each line is prefixed with its job, so progress stays visible. pytest's exit code 5 (nothing
 # collected) is a failure. At the end: the lane table,
 # each job's start and duration, against the CI budget (CHAINOPS_CI_BUDGET seconds, default 35 min)
@@ -55,7 +56,8 @@ run_one() {
     lab) pytest -q -x -p no:cacheprovider --durations=30 tests/lab/test_lab_topology.py tests/lab/test_lab_awx.py tests/lab/test_lab_operations.py ;;
     inputs) pytest -q -p no:cacheprovider tests/inputs tests/lab/test_doctor.py ;;
     sanity) "$here/sanity.sh" ;;
-    lint) ansible-lint --offline && "$here/changelog_check.sh" && python3 "$here/yaml_duplicates.py" --known "$here/yaml_duplicates.known" ;;
+    lint) ansible-lint --offline && "$here/changelog_check.sh" && python3 "$here/yaml_duplicates.py" --known "$here/yaml_duplicates.known" \
+            && python3 "$here/role_docs.py" --check ;;
     *) molecule test -s "$name" ;;
   esac 2>&1 | tee "$logs/$name.log" | sed -u "s/^/[$name] /"
   rc=${PIPESTATUS[0]}
