@@ -24,8 +24,8 @@ export ANSIBLE_HOME=$LAB_STATE/ansible ANSIBLE_LOCAL_TEMP=$LAB_STATE/ansible/tmp
 # An inventory error fails the run instead of leaving an empty inventory (inventories/aws/ansible.cfg).
 export ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED=true
 # The containers' connection: one command per task, pipelined; as root it enters the container with nsenter
-# instead of `podman exec` (lab/connection_plugins/podman.py).
-export ANSIBLE_CONNECTION_PLUGINS=$ROOT/lab/connection_plugins ANSIBLE_PIPELINING=true
+# instead of `podman exec` (tests/harness/connection_plugins/podman.py).
+export ANSIBLE_CONNECTION_PLUGINS=$ROOT/tests/harness/connection_plugins ANSIBLE_PIPELINING=true
 # Every host at once: a task waits on podman exec and the hosts far more than on the CPU, and with
 # Ansible's default of 5 forks the lab's 8-9 hosts ran each task in two rounds.
 export ANSIBLE_FORKS=${ANSIBLE_FORKS:-16}

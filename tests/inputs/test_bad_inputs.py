@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from playbook_runner import ansible_playbook  # noqa: E402
 
 CONTAINER = "chainops-inputs-%d" % os.getpid()
-CONNECTION_PLUGINS = str(ROOT / "lab" / "connection_plugins")
+CONNECTION_PLUGINS = str(ROOT / "tests" / "harness" / "connection_plugins")
 
 # What "the host did not change" means: accounts, the files a role could create or modify, units, packages.
 FINGERPRINT = r"""

@@ -1,4 +1,4 @@
-"""lab/connection_plugins/podman.py on a real systemd container: as root it enters the container with
+"""tests/harness/connection_plugins/podman.py on a real systemd container: as root it enters the container with
 nsenter, and a task must see what `podman exec` shows it (environment, working directory, PID 1, the
 container's files); files go in and out; a restarted container (a new process) is found again."""
 from __future__ import annotations
@@ -31,7 +31,7 @@ def container():
 
 
 def ansible(module, args, method):
-    env = dict(os.environ, ANSIBLE_CONNECTION_PLUGINS=str(ROOT / "lab" / "connection_plugins"), ANSIBLE_PIPELINING="true",
+    env = dict(os.environ, ANSIBLE_CONNECTION_PLUGINS=str(ROOT / "tests" / "harness" / "connection_plugins"), ANSIBLE_PIPELINING="true",
                CHAINOPS_PODMAN_EXEC_METHOD=method, ANSIBLE_LOAD_CALLBACK_PLUGINS="true", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     proc = subprocess.run(["ansible", "all", "-i", CONTAINER + ",", "-c", "podman", "-m", module, "-a", args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
