@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.chainops.validator.plugins.plugin_utils.datadog_checks import builtin_checks, topology_tags
+from ansible_collections.chainops.validator.plugins.plugin_utils.filter_settings import settings_problem
 
 CHECK_SETTINGS = ("health_checker", "health_checker_url", "health_checker_metrics", "check_tags", "node_checks", "node_unit",
                   "node_binary", "node_profile_name", "node_metrics_wanted", "node_metrics_port", "node_openmetrics",
@@ -24,13 +25,9 @@ def datadog_topology_tags(values):
 
 def datadog_checks(settings):
     """The role's own check files by check name; None where the host has no such check."""
-    if not isinstance(settings, dict):
-        raise AnsibleFilterError("datadog_checks: expects a mapping of settings")
-    missing = [name for name in CHECK_SETTINGS if name not in settings]
-    unknown = sorted(set(settings) - set(CHECK_SETTINGS))
-    if missing or unknown:
-        raise AnsibleFilterError("datadog_checks: %s" % "; ".join(
-            (["missing setting(s) " + ", ".join(missing)] if missing else []) + (["unknown setting(s) " + ", ".join(unknown)] if unknown else [])))
+    problem = settings_problem(settings, CHECK_SETTINGS)
+    if problem:
+        raise AnsibleFilterError("datadog_checks: %s" % problem)
     return builtin_checks(settings)
 
 

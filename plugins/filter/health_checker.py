@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.chainops.validator.plugins.plugin_utils.filter_settings import settings_problem
 from ansible_collections.chainops.validator.plugins.plugin_utils.health_checker_config import HealthCheckerConfigError, node_url, service_config
 
 CONFIG_SETTINGS = ("adapter", "node_url", "node_user", "node_password_file", "node_headers", "references", "reference_defaults",
@@ -25,13 +26,9 @@ def health_checker_node_url(profile, adapter, explicit=""):
 
 def health_checker_config(settings, hostvars):
     """{'config', 'credentials', 'problems'}: the service's config, the files systemd hands over, what is wrong."""
-    if not isinstance(settings, dict):
-        raise AnsibleFilterError("health_checker_config: expects a mapping of settings")
-    missing = [name for name in CONFIG_SETTINGS if name not in settings]
-    unknown = sorted(set(settings) - set(CONFIG_SETTINGS))
-    if missing or unknown:
-        raise AnsibleFilterError("health_checker_config: %s" % "; ".join(
-            (["missing setting(s) " + ", ".join(missing)] if missing else []) + (["unknown setting(s) " + ", ".join(unknown)] if unknown else [])))
+    problem = settings_problem(settings, CONFIG_SETTINGS)
+    if problem:
+        raise AnsibleFilterError("health_checker_config: %s" % problem)
     try:
         return service_config(settings, hostvars)
     except HealthCheckerConfigError as exc:
