@@ -12,7 +12,13 @@ CACHE_DIR = Path(os.environ.get("CHAINOPS_CACHE", REPO_ROOT / ".cache"))
 # tests/testlib holds helpers shared with the benchmarks and molecule verifiers.
 sys.path.insert(0, str(REPO_ROOT / "tests" / "testlib"))
 
+from chainops_testlib import link_collection  # noqa: E402
 from moto_server import MotoServer  # noqa: E402
+
+# `ansible_collections.chainops.validator` importable from the working tree, once for every test directory.
+COLLECTIONS = link_collection(CACHE_DIR / "collections")
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 
 @pytest.fixture(scope="session")

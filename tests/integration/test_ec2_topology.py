@@ -28,7 +28,7 @@ import yaml
 from chainops_testlib import link_collection  # tests/testlib, put on sys.path by tests/conftest.py
 from moto_server import unwrap_unsafe  # tests/testlib, put on sys.path by tests/conftest.py
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AMI = "ami-12c6146b"  # one of moto's built-in AMIs, valid in every region
 PLUGIN = "chainops.validator.ec2_topology"
