@@ -19,6 +19,8 @@ from moto_server import MotoServer  # noqa: E402
 COLLECTIONS = link_collection(CACHE_DIR / "collections")
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+# The health checker's package (roles/health_checker/files/chainops-health/chainops_health), which its tests import.
+sys.path.insert(0, str(REPO_ROOT / "roles" / "health_checker" / "files" / "chainops-health"))
 
 
 @pytest.fixture(scope="session")

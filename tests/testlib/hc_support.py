@@ -11,7 +11,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,10 +22,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # The program as the role installs it: a directory with __main__.py and the chainops_health package,
-# run as `python3 -I -S SERVICE CONFIG`; in-process tests import the package from it.
+# run as `python3 -I -S SERVICE CONFIG` (tests/conftest.py puts it on sys.path for in-process tests).
 SERVICE = REPO / "roles" / "health_checker" / "files" / "chainops-health"
-if str(SERVICE) not in sys.path:
-    sys.path.insert(0, str(SERVICE))
 FIXTURES = REPO / "tests" / "integration" / "health_checker" / "fixtures"
 CACHE = Path(os.environ.get("CHAINOPS_CACHE", REPO / ".cache"))
 ANVIL = CACHE / "artifacts" / "bin" / "anvil"

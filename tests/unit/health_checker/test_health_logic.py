@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hc_support  # noqa: F401  # pylint: disable=unused-import  # puts the health checker's package on sys.path
 from chainops_health.adapters import NodeStatus, parse_rfc3339, to_int
 from chainops_health.client import Endpoint, RpcError, read_credentials
 from chainops_health.config import validate_config
