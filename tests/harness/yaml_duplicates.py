@@ -10,8 +10,13 @@ still to be removed), or when --known lists a pair that is no longer there, so t
 Normalised: blank lines, full-line comments and ``---`` dropped; indentation and trailing spaces
 stripped; a task's ``name:`` text dropped (the same step under another title is still a copy); the
 owner's own variable prefix (``node_``, ``_node_``, ``__node_`` in roles/node) written as ``ROLE_``,
-so that ``node_user`` in one role and ``health_checker_user`` in another read the same. Windows made
-only of thin lines (``- name:``, ``hosts:``, ``become:``, ``register:``...) are not reported.
+so that ``node_user`` in one role and ``health_checker_user`` in another read the same.
+
+A copy is a step: a window counts only when at least --min-content (default 2) of its lines say what
+the step does. Thin lines say where or how a task runs (``- name:``, ``hosts:``, ``become:``,
+``register:``, ``changed_when:``, ``failed_when:``...), which module it calls (``ansible.builtin.file:``)
+or how a file is kept (``owner:``, ``group:``, an octal ``mode:``, ``state:``): two roles that each
+create a root-owned 0700 directory call the same module, they do not share a step.
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ import re
 import sys
 from pathlib import Path
 
-# Lines that say where or how a task runs, not what it does: a window of only these is no copied step.
+# Lines that say where or how a task runs, which module it calls or how a file is kept, not what the
+# step does: a window needs --min-content other lines to be a copied step.
 THIN = re.compile(r"^(- )?((name|when|block|rescue|always|tasks|roles|vars|loop|tags|listen):?|role: .*|"
-                  r"(hosts|gather_facts|become|delegate_to|run_once|check_mode|changed_when|no_log|register|notify): .*)$")
+                  r"(hosts|gather_facts|become|delegate_to|run_once|check_mode|changed_when|no_log|register|notify): .*|failed_when: (false|true)|"
+                  r"[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+:|"
+                  r"(owner|group): root|mode: [\"']?0[0-7]{3}[\"']?|state: (directory|file|absent|touch|link))$")
 
 
 def owner_of(root: Path, path: Path) -> tuple[str, str]:
@@ -75,7 +83,7 @@ def files(root: Path) -> list[Path]:
     return found
 
 
-def scan(root: Path, min_lines: int = 5) -> list[tuple[str, int, str, int, int]]:
+def scan(root: Path, min_lines: int = 5, min_content: int = 2) -> list[tuple[str, int, str, int, int]]:
     """Pairs of places in different owners sharing min_lines+ normalised lines: (file a, line a, file b, line b, length)."""
     lines = {}  # file -> [(line number, normalised text)]
     owners = {}
@@ -88,9 +96,9 @@ def scan(root: Path, min_lines: int = 5) -> list[tuple[str, int, str, int, int]]
         lines[path] = [(number, text) for number, text in numbered if text or number in calls]
 
     def counted(entries, position):
-        """The window at position, or None when it holds a call or only thin lines."""
+        """The window at position, or None when it holds a call or fewer than min_content lines that are not thin."""
         window = tuple(text for _number, text in entries[position:position + min_lines])
-        return None if "" in window or all(THIN.match(text) for text in window) else window
+        return None if "" in window or sum(not THIN.match(text) for text in window) < min_content else window
 
     index = {}  # window -> [(file, position)]
     for path, entries in lines.items():
@@ -121,10 +129,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument("--min-lines", type=int, default=5)
+    parser.add_argument("--min-content", type=int, default=2, help="lines of a window that must not be thin")
     parser.add_argument("--known", type=Path, help="pairs still to be removed (file a ~ file b, a line each): reported, "
                         "not failed; a pair that is gone must leave the list too")
     args = parser.parse_args()
-    found = scan(args.root, args.min_lines)
+    found = scan(args.root, args.min_lines, args.min_content)
     known = set()
     if args.known:
         known = {line.strip() for line in args.known.read_text().splitlines() if line.strip() and not line.startswith("#")}

@@ -87,3 +87,53 @@ def test_the_known_list_reports_listed_pairs_and_fails_on_new_or_gone_ones(tmp_p
     gone = run(root, "--known", str(known))
     assert gone.returncode == 1
     assert "GONE  roles/alpha/tasks/main.yml ~ roles/beta_gamma/tasks/main.yml" in gone.stdout
+
+
+DIRECTORY = """---
+- name: Create the {what} directory
+  ansible.builtin.file:
+    path: "{{{{ {prefix}_dir }}}}"
+    state: directory
+    owner: root
+    group: root
+    mode: "0700"
+
+- name: Install the {what} program
+  ansible.builtin.copy:
+    src: {prefix}.py
+    dest: "{{{{ {prefix}_program }}}}"
+    owner: root
+    group: root
+    mode: "0644"
+"""
+
+# A play copied between scenarios: only two lines say what it does, one of them a failed_when test.
+WAIT = """---
+- name: Wait for systemd
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Wait until systemd finished booting
+      ansible.builtin.command: systemctl is-system-running --wait
+      register: __boot
+      changed_when: false
+      failed_when: __boot.stdout not in ['running', 'degraded']
+"""
+
+
+def test_the_same_module_with_the_same_file_attributes_is_no_copied_step(tmp_path):
+    result = run(tree(tmp_path, DIRECTORY))
+    assert result.returncode == 0, result.stdout
+    assert "0 copied blocks" in result.stdout
+
+
+def test_a_window_with_two_lines_of_content_among_keywords_is_a_copy(tmp_path):
+    for scenario in ("one", "two"):
+        play = tmp_path / "molecule" / scenario / "prepare.yml"
+        play.parent.mkdir(parents=True)
+        play.write_text(WAIT)
+    result = run(tmp_path)
+    assert result.returncode == 1
+    assert "molecule/one/prepare.yml:6 ~ molecule/two/prepare.yml:6 (5 normalised lines)" in result.stdout
+    # Each line of content is needed: with --min-content 3 the same play is no longer a copy.
+    assert run(tmp_path, "--min-content", "3").returncode == 0
