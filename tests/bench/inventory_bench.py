@@ -18,7 +18,6 @@ by instance; both are reported as they are.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
@@ -26,12 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import boto3
 import yaml
@@ -39,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "testlib"))
 from chainops_testlib import link_collection  # noqa: E402 - tests/testlib
+from moto_proxy import MotoProxy  # noqa: E402 - tests/testlib
 from moto_server import MotoServer, unwrap_unsafe  # noqa: E402 - tests/testlib, shared with tests/conftest.py
 
 BIN = Path(sys.executable).parent
@@ -51,52 +48,13 @@ CHAINS = [("cosmoshub", "mainnet"), ("celestia", "mocha")]
 # ---------------------------------------------------------------- moto and the counting proxy
 
 
-class CountingProxy:
-    """Forwards to moto and counts requests per (API action, region)."""
-
-    def __init__(self, upstream):
-        up = urlparse(upstream)
-        self.calls = Counter()
-        lock = threading.Lock()
-        calls = self.calls
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                params = parse_qs(body.decode()) if body else parse_qs(urlparse(self.path).query)
-                auth = self.headers.get("Authorization", "")
-                region = auth.split("Credential=", 1)[1].split("/")[2] if "Credential=" in auth else "?"
-                with lock:
-                    calls[((params.get("Action") or ["?"])[0], region)] += 1
-                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=1800)
-                conn.request("POST", self.path, body=body, headers={k: v for k, v in self.headers.items() if k.lower() != "connection"})
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for key, value in resp.getheaders():
-                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_POST
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class CountingProxy(MotoProxy):
+    """The shared moto proxy; take() hands over the requests per (API action, region) since the last take."""
 
     def take(self):
-        snapshot = Counter(self.calls)
-        self.calls.clear()
-        return snapshot
+        with self.lock:
+            taken, self.requests = self.requests, []
+        return Counter((request["action"] or "?", request["region"] or "?") for request in taken)
 
 
 # ---------------------------------------------------------------- seeding
@@ -261,7 +219,7 @@ def main():
         t0 = time.monotonic()
         expected = seed(moto_url, args.instances)
         print("  done in %.0f s; %d running, %d stopped" % (time.monotonic() - t0, expected["running"], expected["stopped"]), flush=True)
-        proxy = CountingProxy(moto_url)
+        proxy = CountingProxy(moto_url, timeout=1800)
         cfg = configs(proxy.url, workdir / "cache")
 
         # Cold runs have caching on, so they also pay for writing the cache (both plugins alike).

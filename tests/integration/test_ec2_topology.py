@@ -7,7 +7,6 @@ the wire, and that can inject AWS error responses (throttling, access denied).
 """
 from __future__ import annotations
 
-import http.client
 import importlib.util
 import ipaddress
 import json
@@ -15,18 +14,16 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
 import yaml
 from chainops_testlib import link_collection  # tests/testlib, put on sys.path by tests/conftest.py
-from moto_server import unwrap_unsafe  # tests/testlib, put on sys.path by tests/conftest.py
+from moto_proxy import MotoProxy  # tests/testlib, put on sys.path by tests/conftest.py
+from moto_server import unwrap_unsafe
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -44,93 +41,24 @@ def _error_body(code, message):
     ).encode()
 
 
-class Proxy:
-    """Threaded HTTP proxy to moto that records requests and can answer some with injected errors."""
+class Proxy(MotoProxy):
+    """The shared moto proxy, able to answer chosen requests with an AWS error instead of moto."""
 
     def __init__(self, upstream):
-        self.upstream = urlparse(upstream)
-        self.requests = []
+        super().__init__(upstream)
         self.injections = []  # [predicate, status, body, remaining]
-        self.lock = threading.Lock()
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_GET(self):
-                self._handle()
-
-            def do_POST(self):
-                self._handle()
-
-            def _handle(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                proxy._serve(self, body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _serve(self, handler, body):
-        params = parse_qs(urlparse(handler.path).query)
-        if handler.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-            params.update(parse_qs(body.decode()))
-        auth = handler.headers.get("Authorization", "")
-        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else [None] * 5
-        record = {
-            "action": (params.get("Action") or [None])[0],
-            "access_key": scope[0],
-            "region": scope[2],
-            "params": {k: v[0] for k, v in params.items()},
-            "token": handler.headers.get("X-Amz-Security-Token"),
-            "injected": None,
-        }
-        injected = None
+    def exchange(self, request, forward):
         with self.lock:
-            self.requests.append(record)
-            for inj in self.injections:
-                if inj[3] > 0 and inj[0](record):
-                    inj[3] -= 1
-                    injected = inj
-                    record["injected"] = inj[1]
-                    break
-        if injected:
-            status, data = injected[1], injected[2]
-            handler.send_response(status)
-            handler.send_header("Content-Type", "text/xml")
-        else:
-            conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=600)
-            headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("connection", "keep-alive")}
-            conn.request(handler.command, handler.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            status, data = resp.status, resp.read()
-            handler.send_response(status)
-            for key, value in resp.getheaders():
-                if key.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
-                    handler.send_header(key, value)
-            conn.close()
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+            for injection in self.injections:
+                if injection[3] > 0 and injection[0](request):
+                    injection[3] -= 1
+                    request["injected"] = injection[1]
+                    return injection[1], [("Content-Type", "text/xml")], injection[2]
+        return forward()
 
     def inject(self, predicate, status, code, message, times=1):
         self.injections.append([predicate, status, _error_body(code, message), times])
-
-    def actions(self):
-        return Counter(r["action"] for r in self.requests)
-
-    def reset(self):
-        with self.lock:
-            self.requests = []
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ PLAYBOOK = """
 @pytest.fixture
 def info_server():
     answer = {}
-    with JsonServer(lambda: answer) as server:
+    with JsonServer(lambda _request: answer) as server:
         yield answer, server.url + "/debug/v1/info"
 
 

@@ -15,10 +15,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from json_server import JsonServer  # tests/testlib
 
 REPO = Path(__file__).resolve().parents[2]
 # The program as the role installs it: a directory with __main__.py and the chainops_health package,
@@ -350,45 +350,23 @@ class FixtureNode:
         self.hits = collections.Counter()  # per GET path or JSON-RPC method
         self.delay = 0.0
         self._lock = threading.Lock()
-        node = self
+        self._server = JsonServer(self._answer)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _reply(self, status, body, content_type="application/json"):
-                if node.delay:
-                    time.sleep(node.delay)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):  # noqa: N802
-                node.count(self.path)
-                route = node.get_routes.get(self.path)
-                if route is None:
-                    self._reply(404, b"404 page not found", "text/plain")
-                else:
-                    self._reply(*route)
-
-            def do_POST(self):  # noqa: N802
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                node.count(request.get("method"))
-                doc = node.rpc_routes.get(request.get("method"))
-                if doc is None:
-                    doc = {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}}
-                doc = dict(doc, id=request.get("id"))
-                self._reply(200, json.dumps(doc).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request):
+        if request.method == "GET":
+            self.count(request.path)
+            reply = self.get_routes.get(request.path, (404, b"404 page not found", "text/plain"))
+        else:
+            call = request.json()
+            self.count(call.get("method"))
+            doc = self.rpc_routes.get(call.get("method"))
+            if doc is None:
+                doc = {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}}
+            reply = (200, dict(doc, id=call.get("id")))
+        if self.delay:
+            time.sleep(self.delay)
+        return reply
 
     def count(self, what):
         with self._lock:
@@ -409,5 +387,4 @@ class FixtureNode:
         self.rpc_routes[method] = {"jsonrpc": "2.0", "result": result}
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.close()

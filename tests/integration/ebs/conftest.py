@@ -8,12 +8,12 @@ from pathlib import Path
 import boto3
 import pytest
 from chainops_testlib import link_collection  # tests/testlib, put on sys.path by tests/conftest.py
-from ebs_support import REGION, MotoProxy
+from ebs_support import REGION, EbsProxy
 
 
 @pytest.fixture(scope="session")
 def proxy(moto_server):
-    server = MotoProxy(moto_server)
+    server = EbsProxy(moto_server)
     yield server
     server.close()
 

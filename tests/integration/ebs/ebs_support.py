@@ -1,9 +1,10 @@
 """Helpers of the EBS module tests (ebs_snapshot_select, ebs_snapshot_retention, ebs_restore_volume),
 which run the modules against a real moto_server; the fixtures that use them are in conftest.py.
 
-The proxy is honest plumbing: it forwards every request unchanged and counts the API actions, and it can
-overlay the few facts moto cannot produce. moto marks every snapshot `completed` at once, stamps StartTime
-with the creation second and never leaves a volume `creating`; for those cases the proxy rewrites the
+The proxy (tests/testlib/moto_proxy.py) is honest plumbing: it forwards every request unchanged and
+counts the API actions, and it can overlay the few facts moto cannot produce. moto marks every snapshot
+`completed` at once, stamps StartTime with the creation second and never leaves a volume `creating`;
+for those cases the proxy rewrites the
 `status`/`progress`/`startTime` fields of chosen snapshots (and `status` of chosen volumes) in the XML
 answer and then applies the request's `status` filter itself, the way EC2 would, after removing it from
 what moto sees. Everything else (tags, owners, filters, pagination, AMIs, deletion) is moto's own behaviour.
@@ -12,21 +13,19 @@ from __future__ import annotations
 
 import collections
 import datetime
-import http.client
 import importlib
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from moto_proxy import MotoProxy  # tests/testlib, put on sys.path by tests/conftest.py
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -69,39 +68,16 @@ def _split_status_filter(pairs):
     return rest, status
 
 
-class MotoProxy:
-    """Loopback HTTP proxy to moto that counts actions and overlays what moto cannot model."""
+class EbsProxy(MotoProxy):
+    """The shared moto proxy, with overlays for what moto cannot model."""
 
     def __init__(self, upstream: str):
-        self.upstream = urlsplit(upstream)
-        self.lock = threading.Lock()
+        super().__init__(upstream, timeout=60)
         self.reset()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_POST(self):  # noqa: N802 - http.server naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = proxy.handle("POST", self.path, dict(self.headers), body)
-                self.send_response(status)
-                for key, value in headers:
-                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def reset(self):
+        super().reset()
         with self.lock:
-            self.actions = collections.Counter()
-            self.requests = []
             self.snapshots = {}  # snapshot id -> {xml field: value}
             self.volumes = {}  # volume id -> {xml field: value}
             self.hidden_images = set()
@@ -121,34 +97,24 @@ class MotoProxy:
     def overlay_volume(self, volume_id, state):
         self.volumes.setdefault(volume_id, {})["status"] = state
 
-    def handle(self, method, path, headers, body):
-        pairs = parse_qsl(body.decode(), keep_blank_values=True)
-        action = dict(pairs).get("Action", "?")
-        with self.lock:
-            self.actions[action] += 1
-            self.requests.append((action, pairs))
+    def exchange(self, request, forward):
+        action, pairs = request["action"], request["pairs"]
         if action == "DescribeFastSnapshotRestores":  # moto does not implement fast snapshot restore
             return 200, [("Content-Type", "text/xml")], self._fast_restores(pairs)
         overlays = {"DescribeSnapshots": ("snapshotSet", "snapshotId", self.snapshots),
                     "DescribeVolumes": ("volumeSet", "volumeId", self.volumes)}.get(action)
         status_values = None
+        body = None
         if overlays and overlays[2]:
             # moto would filter on its own (always completed/available) status: filter here instead.
             pairs, status_values = _split_status_filter(pairs)
             body = urlencode(pairs).encode()
-        headers = dict((k, v) for k, v in headers.items() if k.lower() not in ("host", "content-length"))
-        headers["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        payload = response.read()
-        result_headers = response.getheaders()
-        conn.close()
-        if response.status == 200 and overlays and overlays[2]:
+        status, headers, payload = forward(body)
+        if status == 200 and overlays and overlays[2]:
             payload = self._rewrite(payload, overlays, status_values)
-        if response.status == 200 and action == "DescribeImages" and self.hidden_images:
+        if status == 200 and action == "DescribeImages" and self.hidden_images:
             payload = self._hide_images(payload)
-        return response.status, result_headers, payload
+        return status, headers, payload
 
     def _rewrite(self, payload, overlays, status_values):
         set_name, id_field, table = overlays
@@ -195,10 +161,6 @@ class MotoProxy:
             if item.findtext("{%s}imageId" % EC2_NS) in self.hidden_images:
                 image_set.remove(item)
         return ET.tostring(root, xml_declaration=True, encoding="utf-8")
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def world(ec2, zone="b"):
 
 def sent(proxy, action):
     """The parameters of every request of this action, as dicts."""
-    return [dict(pairs) for name, pairs in proxy.requests if name == action]
+    return [dict(request["pairs"]) for request in proxy.requests if request["action"] == action]
 
 
 def restore(tmp_path, collections_path, proxy, name="restore", check_mode=False, **args):

@@ -120,7 +120,7 @@ def test_check_mode_lists_what_each_policy_would_delete(groups, aws, proxy, tmp_
     # Nothing deleted, and the API use is batched: per run one STS call and one snapshot listing;
     # the AMI and volume listings only in the four runs that had something due.
     assert existing(aws) == before
-    assert proxy.actions == {"GetCallerIdentity": 5, "DescribeSnapshots": 5, "DescribeImages": 4, "DescribeVolumes": 4}
+    assert proxy.actions() == {"GetCallerIdentity": 5, "DescribeSnapshots": 5, "DescribeImages": 4, "DescribeVolumes": 4}
 
 
 def test_deletes_exactly_what_the_policy_says_then_nothing(groups, aws, proxy, tmp_path, collections_path):
@@ -138,7 +138,7 @@ def test_deletes_exactly_what_the_policy_says_then_nothing(groups, aws, proxy, t
     # Exact age: 20 days plus the seconds since the overlay was set.
     assert re.fullmatch(r"age 2w6d(\d+s)? beyond max_age 5d", reasons[1])
     assert existing(aws) == before - {g["m4"], g["g2"]}
-    assert proxy.actions["DeleteSnapshot"] == 2
+    assert proxy.actions()["DeleteSnapshot"] == 2
     again = results["again"]
     assert again["changed"] is False and again["deleted"] == []
     assert dict((x["group"], x["deleted"]) for x in again["groups"]) == {"ethereum/goerli": 0, "ethereum/mainnet": 0}
@@ -158,7 +158,7 @@ def test_snapshot_that_came_into_use_after_the_listing_is_kept(groups, aws, prox
     assert "InvalidSnapshot.InUse" in kept[g["m5"]][-1]
     assert any(g["m5"] in warning and "came into use" in warning for warning in result["warnings"])
     assert existing(aws) == before - {g["m4"]}
-    assert proxy.actions["DeleteSnapshot"] == 2
+    assert proxy.actions()["DeleteSnapshot"] == 2
 
 
 def test_bad_input_fails_with_a_message_naming_the_option(aws, proxy, capsys):
@@ -181,4 +181,4 @@ def test_bad_input_fails_with_a_message_naming_the_option(aws, proxy, capsys):
         result = run_in_process(MODULE, dict(args, endpoint_url=proxy.url), capsys)
         assert result.get("failed") is True, name
         assert message in result["msg"], (name, result["msg"])
-    assert proxy.actions == {}
+    assert proxy.actions() == {}

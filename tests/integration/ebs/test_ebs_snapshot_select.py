@@ -113,10 +113,10 @@ def test_tricky_dataset_picks_the_right_snapshot(tricky, proxy, tmp_path, collec
 
     # One GetCallerIdentity per run that has 'self' among the owners, one DescribeSnapshots page
     # per run, nothing per snapshot.
-    assert proxy.actions == {"GetCallerIdentity": 4, "DescribeSnapshots": 5}
-    for action, pairs in proxy.requests:
-        if action == "DescribeSnapshots":
-            assert ("MaxResults", "1000") in pairs
+    assert proxy.actions() == {"GetCallerIdentity": 4, "DescribeSnapshots": 5}
+    for request in proxy.requests:
+        if request["action"] == "DescribeSnapshots":
+            assert ("MaxResults", "1000") in request["pairs"]
 
 
 def test_pending_snapshot_is_rejected_even_if_the_server_returns_it(tricky, proxy, tmp_path, collections_path):
@@ -201,7 +201,7 @@ def test_many_snapshots_one_page_each_run(aws, proxy, tmp_path, collections_path
     assert len(result["qualified"]) == 300
     heights = [q["block_height"] for q in result["qualified"]]
     assert heights == sorted(heights, reverse=True) and heights[0] == 1299
-    assert proxy.actions["DescribeSnapshots"] == 1
+    assert proxy.actions()["DescribeSnapshots"] == 1
 
 
 def test_bad_input_fails_with_a_message_naming_the_option(aws, proxy, capsys):
@@ -231,4 +231,4 @@ def test_bad_input_fails_with_a_message_naming_the_option(aws, proxy, capsys):
         assert result.get("failed") is True, name
         assert message in result["msg"], (name, result["msg"])
     # Every one failed before talking to AWS.
-    assert proxy.actions == {}
+    assert proxy.actions() == {}

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from json_server import JsonServer  # tests/testlib, put on sys.path by tests/conftest.py
 from ansible_collections.chainops.validator.plugins.module_utils.chain_status import ChainStatusError, describe, probe, reader
 from ansible_collections.chainops.validator.plugins.module_utils.readiness import wait
 
@@ -43,39 +42,31 @@ def test_bitcoin_failures_name_what_the_cli_said():
         bitcoin({"chain": "regtest"}).status()
 
 
-class Node(BaseHTTPRequestHandler):
-    """Answers each JSON-RPC method from the server's ``answers`` (a result, or {"error": ...})."""
+def rpc_answer(answers):
+    """A JSON-RPC node answering each method from ``answers`` (a result, or {"error": ...})."""
 
-    def do_POST(self):  # noqa: N802 - the http.server API
-        call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(request):
+        call = request.json()
         if call["method"] == "eth_getBlockByNumber":
-            answer = {"hash": "0xhash" + call["params"][0]}
+            reply = {"hash": "0xhash" + call["params"][0]}
         else:
-            answer = self.server.answers[call["method"]]
+            reply = answers[call["method"]]
         document = {"jsonrpc": "2.0", "id": call["id"]}
-        document.update(answer if isinstance(answer, dict) and "error" in answer else {"result": answer})
-        body = json.dumps(document).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        document.update(reply if isinstance(reply, dict) and "error" in reply else {"result": reply})
+        return document
+    return answer
 
 
 @pytest.fixture()
 def node():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
-    server.answers = {}
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+    answers = {}
+    with JsonServer(rpc_answer(answers)) as server:
+        server.answers = answers
+        yield server
 
 
 def ethereum(server):
-    return reader("ethereum", url="http://127.0.0.1:%d/" % server.server_address[1], attempt_timeout=5)
+    return reader("ethereum", url=server.url + "/", attempt_timeout=5)
 
 
 def test_ethereum_in_sync_and_a_block_hash(node):

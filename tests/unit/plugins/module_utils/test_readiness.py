@@ -2,11 +2,8 @@
 real loopback HTTP server; the clock is injected where the bound itself is under test."""
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from ansible_collections.chainops.validator.plugins.module_utils.readiness import (
@@ -17,6 +14,7 @@ from ansible_collections.chainops.validator.plugins.module_utils.readiness impor
     unmet_minimums,
     wait,
 )
+from json_server import JsonServer  # tests/testlib, put on sys.path by tests/conftest.py
 
 UNHEALTHY = {
     "status": "unhealthy", "healthy": False,
@@ -110,33 +108,13 @@ def test_probe_command_reports_exit_code_and_last_line():
 def http_server():
     """A loopback server: /health answers `UNHEALTHY` with 503, /ok 200 with JSON, /post echoes the body."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def answer(request):
+        if request.method == "POST":
+            return {"echo": request.json(), "type": request.headers["Content-Type"]}
+        return (503, UNHEALTHY) if request.path == "/health" else {"blocks": 12}
 
-        def _send(self, code, body):
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            if self.path == "/health":
-                self._send(503, UNHEALTHY)
-            else:
-                self._send(200, {"blocks": 12})
-
-        def do_POST(self):
-            length = int(self.headers["Content-Length"])
-            self._send(200, {"echo": json.loads(self.rfile.read(length)), "type": self.headers["Content-Type"]})
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with JsonServer(answer) as server:
+        yield server.url
 
 
 def test_probe_http_explains_an_unhealthy_health_document(http_server):
