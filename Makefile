@@ -12,7 +12,7 @@ COLL_ROOT := $(CACHE)/collections
 COLL_LINK := $(COLL_ROOT)/ansible_collections/chainops/validator
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 # Longest jobs first so they start at once; the rest fill the other lanes.
-MOLECULE_SLOW  := datadog_agent polykey snapshot health_checker
+MOLECULE_SLOW  := datadog_agent polykey snapshot_restore health_checker
 MOLECULE_ORDER := $(foreach s,$(MOLECULE_SLOW),$(filter $(s),$(SCENARIOS))) $(filter-out $(MOLECULE_SLOW),$(SCENARIOS))
 MOLECULE_JOBS  ?= 2
 # `make test` runs the lab tests, pytest (unit), sanity, lint and every scenario together in

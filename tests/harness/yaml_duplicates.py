@@ -34,7 +34,7 @@ THIN = re.compile(r"^(- )?((name|when|block|rescue|always|tasks|roles|vars|loop|
 
 
 def owner_of(root: Path, path: Path) -> tuple[str, str]:
-    """(owner, variable prefix) of a file: ("role node", "node") or ("molecule snapshot", "")."""
+    """(owner, variable prefix) of a file: ("role node", "node") or ("molecule polykey", "")."""
     parts = path.relative_to(root).parts
     if parts[0] == "roles":
         return "role " + parts[1], parts[1].lstrip("_")

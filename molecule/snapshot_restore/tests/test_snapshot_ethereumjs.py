@@ -1,4 +1,4 @@
-"""snapshot scenario, Ethereum: the EthereumJS sealer of a private clique network archived by snapshot.yml
+"""snapshot_restore scenario, Ethereum: the EthereumJS sealer of a private clique network archived by snapshot.yml
 while it seals, a fresh node restored from that archive by snapshot_restore, started with a node key of
 its own, and caught up with the sealer over devp2p."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""snapshot scenario: archive on S3 (moto), restored node, kept secrets, catch-up, EBS API steps."""
+"""snapshot_restore scenario: archive on S3 (moto), restored node, kept secrets, catch-up, EBS API steps."""
 from __future__ import annotations
 
 import hashlib
