@@ -146,8 +146,11 @@ def main() -> int:
     gone = sorted(known - pairs)
     for pair in gone:
         print("GONE  %s: no longer a copy, take it out of %s" % (pair, args.known))
-    print("yaml duplicates: %d copied block%s between roles or scenarios (windows of %d lines), %d not in the known list, "
-          "%d listed but gone" % (len(found), "" if len(found) == 1 else "s", args.min_lines, new, len(gone)))
+    summary = "yaml duplicates: %d copied block%s between roles or scenarios (windows of %d lines)" % (
+        len(found), "" if len(found) == 1 else "s", args.min_lines)
+    if args.known:
+        summary += ", %d not in the known list, %d listed but gone" % (new, len(gone))
+    print(summary)
     return 1 if new or gone else 0
 
 

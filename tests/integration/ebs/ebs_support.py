@@ -15,19 +15,14 @@ import collections
 import datetime
 import importlib
 import json
-import os
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from moto_proxy import MotoProxy  # tests/testlib, put on sys.path by tests/conftest.py
+from playbook_runner import task_results
 
-BIN = Path(sys.executable).parent
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
@@ -168,38 +163,11 @@ class EbsProxy(MotoProxy):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_tasks(tmp_path, collections_path, tasks, expect_rc=None):
+def run_tasks(tmp_path, collections_path, tasks):
     """Run tasks on localhost; returns {task name: result}. Tasks may fail (ignore_errors is set)."""
-    playbook = [{
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "tasks": [dict(task, ignore_errors=True) for task in tasks],
-    }]
-    path = tmp_path / ("play-%d.yml" % time.monotonic_ns())
-    path.write_text(json.dumps(playbook))
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=collections_path,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_RETRY_FILES_ENABLED="false",
-        PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
-    )
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", str(path)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    try:
-        output = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible-playbook output is not JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-    results = {}
-    for task in output["plays"][0]["tasks"]:
-        results[task["task"]["name"]] = task["hosts"]["localhost"]
-    assert len(results) == len(tasks), proc.stderr
-    return results
+    results = task_results(tmp_path, tasks, collections_path=collections_path)
+    assert len(results) == len(tasks), sorted(results)
+    return {name: hosts["localhost"] for name, hosts in results.items()}
 
 
 def run_in_process(module, args, capsys):

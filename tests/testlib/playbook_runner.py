@@ -69,7 +69,8 @@ def assert_fails_before_changes(result: subprocess.CompletedProcess, *fragments:
     assert counters["localhost"]["changed"] == 0, counters
 
 
-def task_results(tmp_path: Path, tasks: list[dict], hosts: list[str] | None = None, forks: int = 5) -> dict[str, dict[str, dict]]:
+def task_results(tmp_path: Path, tasks: list[dict], hosts: list[str] | None = None, forks: int = 5,
+                 collections_path: str | None = None) -> dict[str, dict[str, dict]]:
     """Run ``tasks`` (each named, failures kept going) on local ``hosts`` with ansible.posix's json callback.
 
     Returns {task name: {host: result}}; the hosts are inventory names on the local connection, so
@@ -80,7 +81,7 @@ def task_results(tmp_path: Path, tasks: list[dict], hosts: list[str] | None = No
     playbook.write_text(json.dumps([{"hosts": "all", "connection": "local", "gather_facts": False,
                                      "tasks": [dict(task, ignore_errors=True) for task in tasks]}]))
     result = ansible_playbook(playbook, "-i", ",".join(hosts) + ",", "-f", str(forks),
-                              env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+                              env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, collections_path=collections_path)
     try:
         output = json.loads(result.stdout)
     except ValueError:
