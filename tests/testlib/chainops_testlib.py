@@ -73,6 +73,36 @@ def json_rpc(host, url: str, method: str, params=None):
     return json.loads(host.check_output("python3 -c %s %s %s", script, url, body))["result"]
 
 
+ETH_RPC = "http://127.0.0.1:8545/"  # the ethereumjs profile's RPC, on the node's loopback
+
+
+def eth_rpc(host, method: str, params=None, url: str = ETH_RPC):
+    """A JSON-RPC call to the Ethereum client running in ``host`` (a testinfra host)."""
+    return json_rpc(host, url, method, params)
+
+
+def eth_height(host, url: str = ETH_RPC) -> int:
+    return int(eth_rpc(host, "eth_blockNumber", url=url), 16)
+
+
+def eth_block_hash(host, number: int, url: str = ETH_RPC) -> str:
+    return eth_rpc(host, "eth_getBlockByNumber", [hex(number), False], url=url)["hash"]
+
+
+def eth_enode_id(host, url: str = ETH_RPC) -> str:
+    """The enode ID the running client announces (admin_nodeInfo)."""
+    return eth_rpc(host, "admin_nodeInfo", url=url)["enode"].split("//")[1].split("@")[0]
+
+
+def eth_answers(host, url: str = ETH_RPC) -> bool:
+    """Whether the client answers its RPC yet (json_rpc's check_output fails while it is not up)."""
+    try:
+        eth_height(host, url)
+    except AssertionError:
+        return False
+    return True
+
+
 def listeners(host) -> list[tuple[str, int]]:
     """(address, port) of every listening TCP socket."""
     result = []

@@ -6,10 +6,9 @@ import subprocess
 import time
 
 import testinfra
-from chainops_testlib import json_rpc, wait_for
+from chainops_testlib import eth_answers, eth_block_hash, eth_enode_id, eth_height, eth_rpc, wait_for
 
 SEALER, FOLLOWER = "node-ej-sealer", "node-ej-follower"
-RPC = "http://127.0.0.1:8545/"
 RUNNER = "/opt/chainops/ethereumjs/0.10.5/ethereumjs"
 DATA = "/data/ethereumjs"
 
@@ -18,21 +17,21 @@ def host(name):
     return testinfra.get_host("podman://" + name)
 
 
+# The client's RPC, asked by container name (the helpers in chainops_testlib take testinfra hosts).
 def rpc(name, method, params=None):
-    return json_rpc(host(name), RPC, method, params)
+    return eth_rpc(host(name), method, params)
 
 
 def height(name):
-    return int(rpc(name, "eth_blockNumber"), 16)
+    return eth_height(host(name))
 
 
 def block_hash(name, number):
-    return rpc(name, "eth_getBlockByNumber", [hex(number), False])["hash"]
+    return eth_block_hash(host(name), number)
 
 
 def enode_id(name):
-    """The enode ID the running client announces (admin_nodeInfo)."""
-    return rpc(name, "admin_nodeInfo")["enode"].split("//")[1].split("@")[0]
+    return eth_enode_id(host(name))
 
 
 def caught_up(name, source):
@@ -115,8 +114,4 @@ def test_a_node_started_on_the_sealers_data_keeps_its_own_enode_and_catches_up()
 
 
 def answers(name):
-    try:
-        height(name)
-    except AssertionError:  # json_rpc's check_output: the client is not up yet
-        return False
-    return True
+    return eth_answers(host(name))

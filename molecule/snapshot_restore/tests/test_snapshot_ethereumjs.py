@@ -16,10 +16,14 @@ from pathlib import Path
 import boto3
 import pytest
 import testinfra
-from chainops_testlib import json_rpc, wait_for
+from chainops_testlib import eth_answers as answers
+from chainops_testlib import eth_block_hash as block_hash
+from chainops_testlib import eth_enode_id as enode_id
+from chainops_testlib import eth_height as height
+from chainops_testlib import eth_rpc as rpc
+from chainops_testlib import wait_for
 
 SEALER, RESTORED = (testinfra.get_host("podman://" + name) for name in ("snap-ej-sealer", "snap-ej-restored"))
-RPC = "http://127.0.0.1:8545/"
 RUNNER = "/opt/chainops/ethereumjs/0.10.5/ethereumjs"
 DATA = "/data/ethereumjs"
 BUCKET, MANIFEST = "chainops-snap-test", "chainops/snapshots/manifest.json"
@@ -38,22 +42,6 @@ def archive(s3):
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=MANIFEST)["Body"].read())
     (found,) = [a for a in manifest["archives"] if a["chain"] == "ethereum"]
     return found
-
-
-def rpc(host, method, params=None):
-    return json_rpc(host, RPC, method, params)
-
-
-def height(host):
-    return int(rpc(host, "eth_blockNumber"), 16)
-
-
-def block_hash(host, number):
-    return rpc(host, "eth_getBlockByNumber", [hex(number), False])["hash"]
-
-
-def enode_id(host):
-    return rpc(host, "admin_nodeInfo")["enode"].split("//")[1].split("@")[0]
 
 
 def test_the_archive_is_the_sealers_chain_at_a_synced_height(archive):
@@ -80,14 +68,6 @@ def test_the_restored_node_started_from_the_archive_not_from_genesis(archive):
     first_head = re.search(r"Latest local block number=(\d+)", journal)
     assert first_head, journal[-2000:]
     assert int(first_head.group(1)) >= archive["height"]
-
-
-def answers(host):
-    try:
-        height(host)
-    except AssertionError:  # json_rpc's check_output: the client is not up yet
-        return False
-    return True
 
 
 def test_the_restored_node_fetched_the_sealers_head_as_of_its_start():
