@@ -50,6 +50,7 @@ class Proxy(MotoProxy):
 
     def exchange(self, request, forward):
         with self.lock:
+            request["injected"] = None
             for injection in self.injections:
                 if injection[3] > 0 and injection[0](request):
                     injection[3] -= 1

@@ -18,7 +18,7 @@ _REQUEST_DROPPED = ("connection", "keep-alive", "content-length", "transfer-enco
 _RESPONSE_DROPPED = ("connection", "keep-alive", "content-length", "transfer-encoding", "date", "server")
 
 
-def describe(method: str, path: str, headers: dict, body: bytes) -> dict:
+def describe(path: str, headers: dict, body: bytes) -> dict:
     """What a test asks of a request: action, region, access_key, token, params (first values), pairs (all)."""
     pairs = parse_qsl(urlsplit(path).query, keep_blank_values=True)
     if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
@@ -30,15 +30,12 @@ def describe(method: str, path: str, headers: dict, body: bytes) -> dict:
     for key, value in pairs:
         params.setdefault(key, value)
     return {
-        "method": method,
-        "path": path,
         "action": params.get("Action"),
         "access_key": scope[0],
         "region": scope[2] if len(scope) > 2 else None,
         "token": headers.get("X-Amz-Security-Token"),
         "params": params,
         "pairs": pairs,
-        "injected": None,
     }
 
 
@@ -69,7 +66,7 @@ class MotoProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle  # noqa: N815 - http.server's names
+            do_GET = do_POST = _handle  # noqa: N815 - http.server's names; EC2 and STS take POST, or GET with a query
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -77,7 +74,7 @@ class MotoProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def handle(self, method: str, path: str, headers: dict, body: bytes):
-        request = describe(method, path, headers, body)
+        request = describe(path, headers, body)
         with self.lock:
             self.requests.append(request)
 
